@@ -1,0 +1,129 @@
+"""Packaging promises: a light, offline ``import zoo``; a wheel that carries its registry."""
+
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+import zoo
+
+REPO = Path(__file__).resolve().parents[1]
+REPO_FILES_TO_SKIP = shutil.ignore_patterns(
+    ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis"
+)
+
+
+def run_python(code, **kwargs):
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        check=False,
+        **kwargs,
+    )
+
+
+def test_version_has_one_source():
+    assert version("guidezoo") == zoo.__version__
+
+
+def test_import_zoo_stays_light():
+    result = run_python(
+        """
+        import sys
+        import zoo, zoo.hub, zoo.cli, zoo.doctor
+        heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('mmseg', 'mmcv', 'mmengine'))
+        assert not heavy, heavy
+        """
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_import_zoo_touches_no_network():
+    result = run_python(
+        """
+        import socket
+
+        def refuse(*args, **kwargs):
+            raise AssertionError(f"network access at import: {args}")
+
+        socket.socket.connect = refuse
+        socket.create_connection = refuse
+        socket.getaddrinfo = refuse
+
+        import zoo, zoo.hub, zoo.cli
+        zoo.hub.load_registry()
+        """
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def built_wheel(tmp_path_factory):
+    """Build guidezoo's wheel from a copy of the tree (keeps build/ out of the checkout)."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    source = tmp / "src"
+    shutil.copytree(REPO, source, ignore=REPO_FILES_TO_SKIP)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp / "dist"),
+            str(source),
+        ],
+        check=True,
+    )
+    (wheel,) = (tmp / "dist").glob("guidezoo-*.whl")
+    return wheel
+
+
+def test_wheel_contains_the_registry(built_wheel):
+    names = zipfile.ZipFile(built_wheel).namelist()
+    shipped = sorted(p.name for p in (REPO / "registry").glob("*.json"))
+    assert shipped, "the repository's registry has no manifest files"
+    for name in shipped:
+        assert f"zoo/_registry/{name}" in names
+    assert any(n.endswith("entry_points.txt") for n in names)
+
+
+def test_installed_wheel_loads_its_own_registry(built_wheel, tmp_path):
+    site = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(site),
+            str(built_wheel),
+        ],
+        check=True,
+    )
+    result = run_python(
+        """
+        import zoo
+        from zoo.hub.registry import load_registry
+        registry = load_registry()
+        assert zoo.__file__.startswith(SITE), zoo.__file__
+        assert str(registry.directory).startswith(SITE), registry.directory
+        print(len(registry.papers))
+        """.replace("SITE", repr(str(site))),
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "8"
