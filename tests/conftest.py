@@ -58,3 +58,41 @@ def registry_dir(tmp_path):
     shutil.copy(REPO / "registry" / "papers.json", directory / "papers.json")
     (directory / "resnet50_kp.json").write_text(json.dumps(example_variant(), indent=2))
     return directory
+
+
+class HubCache:
+    """A Hugging Face cache folder laid out as huggingface_hub writes it, filled locally.
+
+    ``env`` points huggingface_hub at it with ``HF_HUB_OFFLINE=1``, so the real download code
+    path (timm -> hf_hub_download) resolves files from here and never from the network.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.env = {
+            "HF_HUB_CACHE": str(root),
+            "HF_HUB_OFFLINE": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+        }
+
+    def add(self, repo_id: str, files: dict, revision: str = "0" * 40) -> Path:
+        """Store ``files`` ({name: bytes or source path}) as the ``main`` revision of a repo."""
+        repo = self.root / ("models--" + repo_id.replace("/", "--"))
+        snapshot = repo / "snapshots" / revision
+        snapshot.mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            target = snapshot / name
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                shutil.copy(content, target)
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(revision)
+        return snapshot
+
+
+@pytest.fixture
+def hub_cache(tmp_path):
+    root = tmp_path / "hf-cache"
+    root.mkdir()
+    return HubCache(root)

@@ -69,7 +69,9 @@ def test_demo_prints_environment_and_variants(capsys):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert f"guidezoo {zoo.__version__} environment" in out
-    assert "variant  paper  family" in out
+    assert "variant(s) registered" in out
+    header = next(line for line in out.splitlines() if line.startswith("variant "))
+    assert header.split()[:3] == ["variant", "paper", "family"]
 
 
 def test_console_script_is_installed():

@@ -80,3 +80,21 @@ def test_invalid_json_names_the_file(registry_dir):
 def test_missing_papers_file_is_an_error(tmp_path):
     with pytest.raises(RegistryError, match=r"papers\.json"):
         load_registry(tmp_path)
+
+
+def test_registry_and_timm_agree_on_the_variants():
+    """Every zoo model registered in timm has an entry; every entry names real models."""
+    import timm
+
+    import zoo
+
+    registry = load_registry()
+    registered = {
+        name for module in zoo.models.__all__ for name in timm.list_models(module=module)
+    }
+    assert registered, "no zoo model is registered with timm"
+    assert registered <= set(registry.variants), registered - set(registry.variants)
+    for variant in registry:
+        if variant.family == "timm":
+            assert timm.is_model(variant.name), f"{variant.name}: not a timm model"
+            assert timm.is_model(variant.base_architecture), variant.base_architecture

@@ -7,3 +7,7 @@ touches mmseg lives in ``zoo.mmseg``, imported by configs through ``custom_impor
 """
 
 __version__ = "0.1.0"
+
+from zoo import models
+
+__all__ = ["__version__", "models"]

@@ -1,0 +1,110 @@
+"""Pretrained configs from the registry, and the checks around loading them.
+
+The registry (``registry/<variant>.json``) is the one source of truth for weights: each model
+file builds its timm ``default_cfgs`` from it, so a tag exists in timm exactly when the registry
+has a weight source for it. A conversion from a timm checkpoint points ``hf_hub_id`` at that
+checkpoint's Hub repo; the model's ``checkpoint_filter_fn`` converts it while loading.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from timm.models import build_model_with_cfg, resolve_pretrained_cfg
+
+from zoo.hub.registry import WEIGHT_KINDS, load_registry
+
+# Only safetensors are loaded from the Hub: a pickle is never unpickled on the zoo's behalf.
+HUB_WEIGHTS_FILE = "model.safetensors"
+
+
+class InitOnlyWeightsWarning(UserWarning):
+    """The loaded weights only initialise the variant: its function differs from the source."""
+
+
+def registry_default_cfgs(
+    names: list[str], make_cfg: Callable[..., dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """``{'<variant>.<tag>': cfg}`` for every weight source of ``names`` in the registry.
+
+    A variant without weight sources gets one untagged cfg (architecture only), so
+    ``pretrained=True`` can be refused with a clear message (:func:`build_variant`).
+    """
+    registry = load_registry()
+    cfgs = {}
+    for name in names:
+        variant = registry.variant(name)
+        if not variant.weights:
+            cfgs[name] = make_cfg()
+        for weights in variant.weights:
+            hub_id = weights.hub_id if weights.kind == "trained" else weights.source
+            cfgs[f"{name}.{weights.tag}"] = make_cfg(
+                hf_hub_id=hub_id,
+                hf_hub_filename=HUB_WEIGHTS_FILE,
+                license=weights.license,
+            )
+    return cfgs
+
+
+def _has_weight_source(cfg: Any) -> bool:
+    return bool(cfg.url or cfg.hf_hub_id or cfg.file or cfg.state_dict)
+
+
+def warn_if_init_only(pretrained_cfg: dict[str, Any]) -> None:
+    """Warn when the weights just loaded are an init-only conversion from the registry."""
+    if pretrained_cfg.get("file") or pretrained_cfg.get("state_dict"):
+        return  # the user's own weights, not the registry's source
+    variant = load_registry().variants.get(pretrained_cfg.get("architecture", ""))
+    if variant is None:
+        return
+    for weights in variant.weights:
+        loaded_this_source = (
+            weights.tag == pretrained_cfg.get("tag")
+            and pretrained_cfg.get("hf_hub_id") == weights.source
+        )
+        if loaded_this_source and weights.kind == "init":
+            warnings.warn(
+                f"{variant.name}.{weights.tag} is initialised from {weights.source}: "
+                f"{WEIGHT_KINDS['init']}.",
+                InitOnlyWeightsWarning,
+                stacklevel=2,
+            )
+
+
+def build_variant(
+    model_cls: type,
+    variant: str,
+    pretrained: bool,
+    *,
+    pretrained_filter_fn: Callable,
+    **kwargs: Any,
+):
+    """``timm.models.build_model_with_cfg`` with the zoo's two promises about weights.
+
+    ``pretrained=True`` on a variant with no weight source is an error (timm would only log a
+    warning and return random weights); loading an ``init`` conversion warns.
+    """
+    if pretrained:
+        cfg = resolve_pretrained_cfg(
+            variant,
+            pretrained_cfg=kwargs.get("pretrained_cfg"),
+            pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"),
+        )
+        if not _has_weight_source(cfg):
+            available = [f"{variant}.{w.tag}" for w in load_registry().variant(variant).weights]
+            raise ValueError(
+                f"pretrained=True: {variant} has no pretrained weights in the zoo registry "
+                f"(tags with weights: {', '.join(available) or 'none'}). Use pretrained=False, "
+                "or pass your own file with pretrained_cfg_overlay=dict(file='....safetensors')."
+            )
+
+    def filter_then_warn(state_dict, model):
+        converted = pretrained_filter_fn(state_dict, model)
+        warn_if_init_only(model.pretrained_cfg)
+        return converted
+
+    return build_model_with_cfg(
+        model_cls, variant, pretrained, pretrained_filter_fn=filter_then_warn, **kwargs
+    )
