@@ -89,9 +89,7 @@ def test_registry_and_timm_agree_on_the_variants():
     import zoo
 
     registry = load_registry()
-    registered = {
-        name for module in zoo.models.__all__ for name in timm.list_models(module=module)
-    }
+    registered = {name for module in zoo.models.__all__ for name in timm.list_models(module=module)}
     assert registered, "no zoo model is registered with timm"
     assert registered <= set(registry.variants), registered - set(registry.variants)
     for variant in registry:

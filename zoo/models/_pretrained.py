@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from timm.data import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 from timm.models import build_model_with_cfg, resolve_pretrained_cfg
 
 from zoo.hub.registry import WEIGHT_KINDS, load_registry
@@ -24,26 +25,48 @@ class InitOnlyWeightsWarning(UserWarning):
     """The loaded weights only initialise the variant: its function differs from the source."""
 
 
+def vit_cfg(**kwargs: Any) -> dict[str, Any]:
+    """Pretrained-cfg defaults of the zoo's ViT families (timm's ``vision_transformer._cfg``)."""
+    return {
+        "url": "",
+        "num_classes": 1000,
+        "input_size": (3, 224, 224),
+        "pool_size": None,
+        "crop_pct": 0.9,
+        "interpolation": "bicubic",
+        "fixed_input_size": True,
+        "mean": IMAGENET_INCEPTION_MEAN,
+        "std": IMAGENET_INCEPTION_STD,
+        "first_conv": "patch_embed.proj",
+        "classifier": "head",
+        **kwargs,
+    }
+
+
 def registry_default_cfgs(
     names: list[str], make_cfg: Callable[..., dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
     """``{'<variant>.<tag>': cfg}`` for every weight source of ``names`` in the registry.
 
-    A variant without weight sources gets one untagged cfg (architecture only), so
-    ``pretrained=True`` can be refused with a clear message (:func:`build_variant`).
+    Each cfg also names the variant's paper. A variant without weight sources gets one
+    untagged cfg (architecture only), so ``pretrained=True`` can be refused with a clear
+    message (:func:`build_variant`).
     """
     registry = load_registry()
     cfgs = {}
     for name in names:
         variant = registry.variant(name)
+        paper = registry.papers[variant.paper]
+        paper_fields = {"paper_ids": f"arXiv:{paper.arxiv}", "paper_name": paper.title}
         if not variant.weights:
-            cfgs[name] = make_cfg()
+            cfgs[name] = make_cfg(**paper_fields)
         for weights in variant.weights:
             hub_id = weights.hub_id if weights.kind == "trained" else weights.source
             cfgs[f"{name}.{weights.tag}"] = make_cfg(
                 hf_hub_id=hub_id,
                 hf_hub_filename=HUB_WEIGHTS_FILE,
                 license=weights.license,
+                **paper_fields,
             )
     return cfgs
 

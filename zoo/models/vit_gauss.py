@@ -26,7 +26,6 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-from timm.data import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 from timm.layers import DropPath, LayerScale, Mlp, PatchEmbed
 from timm.models import register_model
 from timm.models._features import feature_take_indices
@@ -42,7 +41,7 @@ from timm.models.vision_transformer_relpos import (
 from torch import nn
 
 from zoo.layers.gaussian_bias import GaussianAttentionBias
-from zoo.models._pretrained import build_variant, registry_default_cfgs
+from zoo.models._pretrained import build_variant, registry_default_cfgs, vit_cfg
 
 __all__ = ["GaussRelPosAttention", "GaussRelPosBlock", "VisionTransformerGauss"]
 
@@ -339,28 +338,8 @@ def _create_vit_gauss(variant: str, pretrained: bool = False, **kwargs) -> Visio
     )
 
 
-def _cfg(**kwargs) -> dict:
-    return {
-        "url": "",
-        "num_classes": 1000,
-        "input_size": (3, 224, 224),
-        "pool_size": None,
-        "crop_pct": 0.9,
-        "interpolation": "bicubic",
-        "fixed_input_size": True,
-        "mean": IMAGENET_INCEPTION_MEAN,
-        "std": IMAGENET_INCEPTION_STD,
-        "first_conv": "patch_embed.proj",
-        "classifier": "head",
-        "paper_ids": "arXiv:2305.04722",
-        "paper_name": "Understanding Gaussian Attention Bias of Vision Transformers "
-        "Using Effective Receptive Fields",
-        **kwargs,
-    }
-
-
 VARIANTS = ["vit_gauss_ti16", "vit_gauss_s16", "vit_gauss_m16", "vit_gauss_b16"]
-default_cfgs = generate_default_cfgs(registry_default_cfgs(VARIANTS, _cfg))
+default_cfgs = generate_default_cfgs(registry_default_cfgs(VARIANTS, vit_cfg))
 
 
 @register_model

@@ -13,14 +13,13 @@ changes, so these are init-only weights (fine-tune before use), and loading them
 
 from __future__ import annotations
 
-from timm.data import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 from timm.models import register_model
 from timm.models._registry import generate_default_cfgs
 from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer import checkpoint_filter_fn as vit_checkpoint_filter_fn
 
 from zoo.layers.prenorm_patch_embed import PreLayerNormPatchEmbed
-from zoo.models._pretrained import build_variant, registry_default_cfgs
+from zoo.models._pretrained import build_variant, registry_default_cfgs, vit_cfg
 
 __all__ = ["checkpoint_filter_fn"]
 
@@ -64,28 +63,8 @@ def _create_vit_preln(variant: str, pretrained: bool = False, **kwargs) -> Visio
     )
 
 
-def _cfg(**kwargs) -> dict:
-    return {
-        "url": "",
-        "num_classes": 1000,
-        "input_size": (3, 224, 224),
-        "pool_size": None,
-        "crop_pct": 0.9,
-        "interpolation": "bicubic",
-        "fixed_input_size": True,
-        "mean": IMAGENET_INCEPTION_MEAN,
-        "std": IMAGENET_INCEPTION_STD,
-        "first_conv": "patch_embed.proj",
-        "classifier": "head",
-        "paper_ids": "arXiv:2111.08413",
-        "paper_name": "Improved Robustness of Vision Transformer via PreLayerNorm "
-        "in Patch Embedding",
-        **kwargs,
-    }
-
-
 VARIANTS = ["vit_preln_ti16", "vit_preln_s16", "vit_preln_b16"]
-default_cfgs = generate_default_cfgs(registry_default_cfgs(VARIANTS, _cfg))
+default_cfgs = generate_default_cfgs(registry_default_cfgs(VARIANTS, vit_cfg))
 
 
 @register_model
