@@ -1,7 +1,9 @@
-"""Shared timing for the benchmarks: interleaved repeats, medians, ratios against a baseline.
+"""Shared timing for the benchmarks: paired, order-alternating rounds; ratios, not seconds.
 
-Absolute times on these shared machines are noise; a ratio between two models measured in the
-same run, interleaved so that both see the same machine load, is the number worth reading.
+Absolute times on these shared machines are noise. Each round times the variant and its base
+back to back (alternating which goes first), so both see the same machine load, and the round's
+ratio is kept; the median of those ratios is the number worth reading, the quartiles say how
+much to trust it.
 """
 
 from __future__ import annotations
@@ -9,20 +11,51 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 
-def median_seconds(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2):
-    """Median wall time of each callable, measured round-robin ``repeats`` times."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(times) for name, times in samples.items()}
+@dataclass(frozen=True)
+class RatioEstimate:
+    median: float
+    q1: float
+    q3: float
+    variant_seconds: float
+    base_seconds: float
+
+    def __str__(self) -> str:
+        return f"{self.median:.3f} (IQR {self.q1:.3f}-{self.q3:.3f})"
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def paired_ratio(
+    variant: Callable[[], object], base: Callable[[], object], rounds: int, warmup: int = 2
+) -> RatioEstimate:
+    """Median over ``rounds`` of time(variant) / time(base), measured back to back."""
+    for _ in range(warmup):
+        variant()
+        base()
+    ratios, variant_times, base_times = [], [], []
+    for i in range(rounds):
+        if i % 2:
+            b, v = _seconds(base), _seconds(variant)
+        else:
+            v, b = _seconds(variant), _seconds(base)
+        ratios.append(v / b)
+        variant_times.append(v)
+        base_times.append(b)
+    q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+    return RatioEstimate(
+        median=statistics.median(ratios),
+        q1=q1,
+        q3=q3,
+        variant_seconds=statistics.median(variant_times),
+        base_seconds=statistics.median(base_times),
+    )
 
 
 def verdict(ratio: float, target: float) -> str:
