@@ -1,5 +1,8 @@
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,6 +63,45 @@ def registry_dir(tmp_path):
     return directory
 
 
+_LOAD_PRETRAINED_SCRIPT = """
+import json, sys, warnings
+import timm, torch
+import zoo
+from safetensors.torch import load_file
+from zoo.models._pretrained import InitOnlyWeightsWarning
+
+name, source_file, kwargs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    model = timm.create_model(name, pretrained=True, **kwargs)
+source = load_file(source_file)
+state = model.state_dict()
+shared = [k for k in source if k in state]
+same = all(torch.equal(state[k], source[k]) for k in shared if state[k].shape == source[k].shape)
+# kernels the model enlarged: the source sits top-left, the added row/column is zero
+enlarged = sorted(k for k in shared if state[k].shape != source[k].shape)
+zero_padded = all(
+    torch.equal(state[k][..., : source[k].shape[-2], : source[k].shape[-1]], source[k])
+    and not state[k][..., source[k].shape[-2] :, :].any()
+    and not state[k][..., :, source[k].shape[-1] :].any()
+    for k in enlarged
+)
+new = sorted(set(state) - set(source))
+dropped = sorted(set(source) - set(state))
+with torch.no_grad():
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 224, 224)
+    logits = model.eval()(x)
+print(json.dumps({
+    "same": same, "new": new, "dropped": dropped, "enlarged": enlarged,
+    "zero_padded": bool(zero_padded),
+    "finite": bool(torch.isfinite(logits).all()), "logits": logits.flatten()[:8].tolist(),
+    "init_warnings": [str(w.message) for w in caught if w.category is InitOnlyWeightsWarning],
+    "new_values": {k: state[k].flatten()[:2].tolist() for k in new},
+}))
+"""
+
+
 class HubCache:
     """A Hugging Face cache folder laid out as huggingface_hub writes it, filled locally.
 
@@ -89,6 +131,24 @@ class HubCache:
         (repo / "refs").mkdir(exist_ok=True)
         (repo / "refs" / "main").write_text(revision)
         return snapshot
+
+    def load_pretrained(self, name: str, source_file: Path, **kwargs) -> dict:
+        """``timm.create_model(name, pretrained=True, **kwargs)`` in a fresh offline process.
+
+        Reports whether every weight of ``source_file`` loaded unchanged, which parameters are
+        new or dropped (and the first values of the new ones), the zoo's init-only warnings,
+        and the first logits for one seeded input.
+        """
+        result = subprocess.run(
+            [sys.executable, "-c", _LOAD_PRETRAINED_SCRIPT, name, str(source_file),
+             json.dumps(kwargs)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, **self.env},
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture

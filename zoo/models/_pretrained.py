@@ -12,13 +12,25 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from timm.data import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
-from timm.models import build_model_with_cfg, resolve_pretrained_cfg
+from timm.data import (
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    IMAGENET_INCEPTION_MEAN,
+    IMAGENET_INCEPTION_STD,
+)
+from timm.models import build_model_with_cfg, get_pretrained_cfg, resolve_pretrained_cfg
 
 from zoo.hub.registry import WEIGHT_KINDS, load_registry
 
 # Only safetensors are loaded from the Hub: a pickle is never unpickled on the zoo's behalf.
 HUB_WEIGHTS_FILE = "model.safetensors"
+
+# Fields of a source checkpoint's timm cfg that describe where its weights live or who it is,
+# not how to feed the model: never inherited by a conversion.
+_SOURCE_ONLY_FIELDS = {
+    "url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source", "architecture",
+    "tag", "custom_load", "origin_url", "paper_ids", "paper_name", "notes", "license",
+}  # fmt: skip
 
 
 class InitOnlyWeightsWarning(UserWarning):
@@ -43,6 +55,35 @@ def vit_cfg(**kwargs: Any) -> dict[str, Any]:
     }
 
 
+def _source_data_cfg(source: str) -> dict[str, Any]:
+    """Input size, crop, interpolation, mean/std... of a timm Hub checkpoint (``timm/<name>``).
+
+    A conversion is fed exactly like the checkpoint it was converted from.
+    """
+    org, _, name = source.partition("/")
+    cfg = get_pretrained_cfg(name) if org == "timm" else None
+    if cfg is None:
+        return {}
+    return {k: v for k, v in cfg.to_dict().items() if k not in _SOURCE_ONLY_FIELDS}
+
+
+def resnet_cfg(**kwargs: Any) -> dict[str, Any]:
+    """Pretrained-cfg defaults of the zoo's ResNet families (timm's ``resnet._cfg``)."""
+    return {
+        "url": "",
+        "num_classes": 1000,
+        "input_size": (3, 224, 224),
+        "pool_size": (7, 7),
+        "crop_pct": 0.875,
+        "interpolation": "bilinear",
+        "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD,
+        "first_conv": "conv1",
+        "classifier": "fc",
+        **kwargs,
+    }
+
+
 def registry_default_cfgs(
     names: list[str], make_cfg: Callable[..., dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
@@ -61,8 +102,12 @@ def registry_default_cfgs(
         if not variant.weights:
             cfgs[name] = make_cfg(**paper_fields)
         for weights in variant.weights:
-            hub_id = weights.hub_id if weights.kind == "trained" else weights.source
+            if weights.kind == "trained":
+                hub_id, data_cfg = weights.hub_id, {}
+            else:
+                hub_id, data_cfg = weights.source, _source_data_cfg(weights.source)
             cfgs[f"{name}.{weights.tag}"] = make_cfg(
+                **data_cfg,
                 hf_hub_id=hub_id,
                 hf_hub_filename=HUB_WEIGHTS_FILE,
                 license=weights.license,
@@ -107,7 +152,9 @@ def build_variant(
     """``timm.models.build_model_with_cfg`` with the zoo's two promises about weights.
 
     ``pretrained=True`` on a variant with no weight source is an error (timm would only log a
-    warning and return random weights); loading an ``init`` conversion warns.
+    warning and return random weights); loading an ``init`` conversion warns, unless the model
+    built with these arguments says the conversion is exact (``pretrained_conversion_exact``,
+    e.g. kernel padding without pools).
     """
     if pretrained:
         cfg = resolve_pretrained_cfg(
@@ -125,7 +172,8 @@ def build_variant(
 
     def filter_then_warn(state_dict, model):
         converted = pretrained_filter_fn(state_dict, model)
-        warn_if_init_only(model.pretrained_cfg)
+        if not getattr(model, "pretrained_conversion_exact", False):
+            warn_if_init_only(model.pretrained_cfg)
         return converted
 
     return build_model_with_cfg(

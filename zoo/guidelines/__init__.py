@@ -1,0 +1,5 @@
+"""The guidelines as functions that work on any (timm) model, one module per paper."""
+
+from zoo.guidelines.kernel_pad import KernelPadReport, dead_pixel_layers, kernel_pad
+
+__all__ = ["KernelPadReport", "dead_pixel_layers", "kernel_pad"]
