@@ -140,8 +140,14 @@ class HubCache:
         and the first logits for one seeded input.
         """
         result = subprocess.run(
-            [sys.executable, "-c", _LOAD_PRETRAINED_SCRIPT, name, str(source_file),
-             json.dumps(kwargs)],
+            [
+                sys.executable,
+                "-c",
+                _LOAD_PRETRAINED_SCRIPT,
+                name,
+                str(source_file),
+                json.dumps(kwargs),
+            ],
             capture_output=True,
             text=True,
             check=False,

@@ -1,10 +1,8 @@
 """timm citizenship of the seven ViT variants, and pretrained loading through timm's real path."""
 
-import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import timm
@@ -122,8 +120,6 @@ def test_pretrained_tags_come_from_the_registry():
 def test_pretrained_without_a_source_is_a_clear_error():
     with pytest.raises(ValueError, match=r"vit_gauss_ti16 has no pretrained weights"):
         timm.create_model("vit_gauss_ti16", pretrained=True)
-
-
 
 
 @pytest.mark.parametrize(

@@ -97,10 +97,8 @@ def kernel_pad(model: nn.Module, pools: bool = True) -> tuple[nn.Module, KernelP
         new_kernel = (kernel[0] + 1, kernel[1] + 1)
         if isinstance(module, nn.Conv2d):
             if type(module) is not nn.Conv2d:
-                report.skipped.append(
-                    (name, f"{type(module).__name__} is not a plain Conv2d; padding its kernel "
-                           "would change what it computes")  # fmt: skip
-                )
+                why = "is not a plain Conv2d; padding its kernel would change what it computes"
+                report.skipped.append((name, f"{type(module).__name__} {why}"))
                 continue
             _replace(model, name, EvenKernelConv2d.from_odd(module))
             report.changes.append(KernelPadChange(name, "conv", kernel, new_kernel, stride, True))
