@@ -162,3 +162,28 @@ def hub_cache(tmp_path):
     root = tmp_path / "hf-cache"
     root.mkdir()
     return HubCache(root)
+
+
+@pytest.fixture(scope="session")
+def timm_checkpoint(tmp_path_factory):
+    """``make(name)`` -> (safetensors path, first logits for the seeded 224x224 input) of a
+    randomly initialised timm model: a local stand-in for that architecture's Hub checkpoint."""
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    made = {}
+
+    def make(name: str):
+        if name not in made:
+            torch.manual_seed(0)
+            model = timm.create_model(name).eval()
+            path = tmp_path_factory.mktemp(name) / "model.safetensors"
+            save_file(model.state_dict(), path)
+            with torch.no_grad():
+                torch.manual_seed(0)
+                logits = model(torch.randn(1, 3, 224, 224)).flatten()[:8]
+            made[name] = (path, logits)
+        return made[name]
+
+    return make

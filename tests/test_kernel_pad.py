@@ -162,22 +162,8 @@ def test_torchscript():
         torch.testing.assert_close(torch.jit.script(model)(x), model(x))
 
 
-@pytest.fixture(scope="module")
-def resnet18_checkpoint(tmp_path_factory):
-    from safetensors.torch import save_file
-
-    torch.manual_seed(0)
-    base = timm.create_model("resnet18").eval()
-    path = tmp_path_factory.mktemp("resnet18") / "model.safetensors"
-    save_file(base.state_dict(), path)
-    with torch.no_grad():
-        torch.manual_seed(0)
-        logits = base(torch.randn(1, 3, 224, 224)).flatten()[:8]
-    return path, logits
-
-
-def test_pretrained_conversion_through_timm(hub_cache, resnet18_checkpoint):
-    checkpoint, base_logits = resnet18_checkpoint
+def test_pretrained_conversion_through_timm(hub_cache, timm_checkpoint):
+    checkpoint, base_logits = timm_checkpoint("resnet18")
     hub_cache.add("timm/resnet18.a1_in1k", {"model.safetensors": checkpoint})
 
     paper = hub_cache.load_pretrained("resnet18_kp.a1_in1k", checkpoint)

@@ -95,6 +95,9 @@ def test_wheel_contains_the_registry(built_wheel):
     for name in shipped:
         assert f"zoo/_registry/{name}" in names
     assert any(n.endswith("entry_points.txt") for n in names)
+    # every module of the package ships (pyproject lists the subpackages explicitly)
+    for source in (REPO / "zoo").rglob("*.py"):
+        assert source.relative_to(REPO).as_posix() in names, source
 
 
 def test_installed_wheel_loads_its_own_registry(built_wheel, tmp_path):
