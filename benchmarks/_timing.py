@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
+
 
 @dataclass(frozen=True)
 class RatioEstimate:
@@ -60,3 +62,31 @@ def paired_ratio(
 
 def verdict(ratio: float, target: float) -> str:
     return "meets" if ratio <= target else "MISSES"
+
+
+def eval_step(model, x):
+    def run():
+        with torch.no_grad():
+            model(x)
+
+    return run
+
+
+def train_step(model, x):
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+    target = torch.zeros(x.shape[0], dtype=torch.long)
+
+    def run():
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), target).backward()
+        optimizer.step()
+
+    return run
+
+
+def mode_ratios(variant, base, x: torch.Tensor, rounds: int):
+    """``(mode, RatioEstimate)`` for an inference forward and a training step, in that order."""
+    for mode, make_step in (("eval", eval_step), ("train", train_step)):
+        variant.train(mode == "train")
+        base.train(mode == "train")
+        yield mode, paired_ratio(make_step(variant, x), make_step(base, x), rounds=rounds)

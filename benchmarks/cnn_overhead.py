@@ -20,8 +20,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import paired_ratio, verdict
-from vit_overhead import eval_step, train_step
+from _timing import mode_ratios, verdict
 
 import zoo  # noqa: F401  (registers the variants)
 
@@ -52,12 +51,7 @@ def main() -> None:
             f"({flops[variant] / 1e9:.2f} vs {flops[base] / 1e9:.2f} GFLOP per image)"
         )
         target = 1.05 * flop_ratio
-        for mode, make_step in (("eval", eval_step), ("train", train_step)):
-            for model in models.values():
-                model.train(mode == "train")
-            ratio = paired_ratio(
-                make_step(models[variant], x), make_step(models[base], x), rounds=args.rounds
-            )
+        for mode, ratio in mode_ratios(models[variant], models[base], x, args.rounds):
             print(
                 f"  {mode:<6} time ratio {ratio!s:<25} <= {target:.3f} (1.05 x FLOP ratio) "
                 f"{verdict(ratio.median, target)}"

@@ -22,7 +22,7 @@ import timm
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import paired_ratio, verdict
+from _timing import mode_ratios, paired_ratio, verdict
 
 import zoo  # noqa: F401  (registers the variants)
 
@@ -30,26 +30,6 @@ PAIRS = [
     ("vit_gauss_s16", "vit_relpos_small_patch16_224", {"eval": 1.00, "train": 1.05}),
     ("vit_preln_s16", "vit_small_patch16_224", {"eval": 1.02, "train": 1.02}),
 ]
-
-
-def eval_step(model, x):
-    def run():
-        with torch.no_grad():
-            model(x)
-
-    return run
-
-
-def train_step(model, x):
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
-    target = torch.zeros(x.shape[0], dtype=torch.long)
-
-    def run():
-        optimizer.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(x), target).backward()
-        optimizer.step()
-
-    return run
 
 
 def bias_path(model, grid, cached: bool):
@@ -78,12 +58,7 @@ def main() -> None:
     print(f"{'variant':<16} {'base':<30} {'mode':<6} {'ratio (IQR)':<25} target")
     for variant, base, targets in PAIRS:
         models = {name: timm.create_model(name) for name in (variant, base)}
-        for mode, make_step in (("eval", eval_step), ("train", train_step)):
-            for model in models.values():
-                model.train(mode == "train")
-            ratio = paired_ratio(
-                make_step(models[variant], x), make_step(models[base], x), rounds=args.rounds
-            )
+        for mode, ratio in mode_ratios(models[variant], models[base], x, args.rounds):
             target = targets[mode]
             print(
                 f"{variant:<16} {base:<30} {mode:<6} {ratio!s:<25} <= {target:.2f} "
