@@ -1,12 +1,14 @@
-"""Cost of kernel padding against the base ResNet, on this machine's CPU.
+"""Cost of the CNN variants against their base ResNets, on this machine's CPU.
 
     python benchmarks/cnn_overhead.py [--batch 8] [--rounds 20]
 
-Prints, for ``resnet50_kp`` (the paper's full fix, pools included) vs ``resnet50``:
+Prints, for ``resnet50_kp`` (kernel padding, the paper's full fix, pools included) vs
+``resnet50`` and for ``resnet50_gncal`` (calibrated GroupNorm groups) vs ``resnet50_gn``:
   - the FLOP ratio, counted by ``torch.utils.flop_counter`` on one forward;
   - the time ratio of an inference forward and of a training step (median of paired rounds).
-Target: time ratio no more than 5% above the FLOP ratio, i.e. kernel padding costs its
-arithmetic (mostly the 1x1 -> 2x2 downsample convs) and nothing on top.
+Target: time ratio no more than 5% above the FLOP ratio, i.e. each variant costs its
+arithmetic (for kernel padding mostly the 1x1 -> 2x2 downsample convs; group counts change
+none) and nothing on top.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from _timing import mode_ratios, verdict
 
 import zoo  # noqa: F401  (registers the variants)
 
-PAIRS = [("resnet50_kp", "resnet50")]
+PAIRS = [("resnet50_kp", "resnet50"), ("resnet50_gncal", "resnet50_gn")]
 
 
 def forward_flops(model: torch.nn.Module, x: torch.Tensor) -> int:

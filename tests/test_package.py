@@ -95,8 +95,8 @@ def test_wheel_contains_the_registry(built_wheel):
     for name in shipped:
         assert f"zoo/_registry/{name}" in names
     assert any(n.endswith("entry_points.txt") for n in names)
-    # every module of the package ships (pyproject lists the subpackages explicitly)
-    for source in (REPO / "zoo").rglob("*.py"):
+    # every module and data file of the package ships (pyproject lists them explicitly)
+    for source in [*(REPO / "zoo").rglob("*.py"), *(REPO / "zoo").rglob("*.json")]:
         assert source.relative_to(REPO).as_posix() in names, source
 
 
@@ -123,6 +123,11 @@ def test_installed_wheel_loads_its_own_registry(built_wheel, tmp_path):
         registry = load_registry()
         assert zoo.__file__.startswith(SITE), zoo.__file__
         assert str(registry.directory).startswith(SITE), registry.directory
+        # package data beside the modules: the *_gncal group tables
+        import timm
+        from zoo.models import resnet_gncal
+        assert str(resnet_gncal.GROUPS_FILE).startswith(SITE), resnet_gncal.GROUPS_FILE
+        timm.create_model("resnet18_gncal")
         print(len(registry.papers))
         """.replace("SITE", repr(str(site))),
         cwd=tmp_path,
