@@ -3,7 +3,9 @@
 timm's ``ResNet`` with ``zoo.guidelines.kernel_pad`` applied at construction: the stride-2
 stem conv (7x7 -> 8x8), max-pool (3x3 -> 4x4), 3x3 convs (-> 4x4) and 1x1 downsample convs
 (-> 2x2). ``kernel_pad_pools=False`` keeps the max-pool, and the model then computes exactly
-what the base ResNet computes with the same (zero-padded) weights.
+what the base ResNet computes with the same (zero-padded) weights. Built without pretrained
+weights, the enlarged kernels are initialised in full (timm's ResNet conv init), so a model
+trained from scratch has no dead pixels at initialization either.
 
 Pretrained tags convert timm's checkpoint of the base architecture by zero-padding every
 enlarged kernel at the bottom/right. With the paper's max-pool change (the default) that is an
@@ -16,6 +18,7 @@ from __future__ import annotations
 from timm.models import register_model
 from timm.models._registry import generate_default_cfgs
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+from torch import nn
 
 from zoo.guidelines.kernel_pad import kernel_pad
 from zoo.layers.kernel_pad import pad_kernel_bottom_right
@@ -35,6 +38,13 @@ class KernelPaddedResNet(ResNet):
     def __init__(self, *args, kernel_pad_pools: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         _, self.kernel_pad_report = kernel_pad(self, pools=kernel_pad_pools)
+        # A model trained from scratch gets all k+1 x k+1 taps initialised as timm initialises
+        # ResNet convs; zero-padded odd kernels would keep the odd kernels' dead pixels at init.
+        # (Pretrained weights replace these with zero-padded checkpoint kernels at load.)
+        for change in self.kernel_pad_report.changes:
+            if change.kind == "conv":
+                weight = self.get_submodule(change.name).weight
+                nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu")
         # whether a base-ResNet checkpoint converts into this model exactly (read at load time)
         self.pretrained_conversion_exact = self.kernel_pad_report.exact
 
