@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from zoo import __version__
 
@@ -50,12 +51,156 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if doctor.healthy(findings) else 1
 
 
+def _create_model(name: str, pretrained: bool = False):
+    """A timm model by name (zoo variants included), in eval mode; see ``analysis_model``."""
+    from zoo.analysis._models import analysis_model
+
+    try:
+        return analysis_model(name, pretrained)
+    except RuntimeError as error:  # timm: "Unknown model (...)"
+        raise SystemExit(f"zoo: {error}") from None
+
+
+def _input_size(model, size: int | None) -> tuple[int, int, int]:
+    from zoo.analysis.erf import default_input_size
+
+    channels, height, width = default_input_size(model)
+    return (channels, size, size) if size else (channels, height, width)
+
+
+def _out_dir(path: str) -> Path:
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def cmd_erf(args: argparse.Namespace) -> int:
+    from zoo.analysis.erf import erf
+
+    model = _create_model(args.model, args.pretrained)
+    target = int(args.target) if args.target.lstrip("-").isdigit() else args.target
+    result = erf(
+        model,
+        args.images,
+        target,
+        num_images=args.num_images,
+        input_size=_input_size(model, args.size),
+        seed=args.seed,
+        batch_size=args.batch_size,
+    )
+    png = result.save_png(_out_dir(args.out) / f"erf_{args.model}.png", args.model)
+    if args.json:
+        print(json.dumps({**result.summary(), "png": str(png), "notes": result.notes}, indent=2))
+    else:
+        print(f"{args.model}: {result.title()}")
+        for note in result.notes:
+            print(f"  note: {note}")
+        print(f"wrote {png}")
+    return 0
+
+
+def cmd_dead_pixel(args: argparse.Namespace) -> int:
+    from zoo.analysis.dead_pixel import WEAK_THRESHOLD, dead_pixel_comparison
+
+    model = _create_model(args.model, args.pretrained)
+    reports = dead_pixel_comparison(
+        model,
+        trained=args.pretrained,
+        name=args.model,
+        images=args.images,
+        num_images=args.num_images,
+        input_size=_input_size(model, args.size),
+        seed=args.seed,
+        pixels=args.pixels,
+        delta=args.delta,
+    )
+    out = _out_dir(args.out)
+    pngs = [
+        r.erf.save_png(out / f"dead_pixel_{r.name}.png".replace("(", "_").replace(")", ""), r.name)
+        for r in reports
+    ]
+    if args.json:
+        print(
+            json.dumps(
+                [{**r.summary(), "png": str(p)} for r, p in zip(reports, pngs, strict=True)],
+                indent=2,
+            )
+        )
+        return 0
+    rows = [
+        (
+            r.name,
+            f"{r.erf.checkerboard['index']:.3f}",
+            f"{r.weak_fraction:.3f}",
+            f"{r.output_change['weak']:.3g}",
+            f"{r.output_change['strong']:.3g}",
+            f"{r.output_change['weak_over_strong']:.3f}",
+        )
+        for r in reports
+    ]
+    headers = (
+        "model",
+        "checkerboard",
+        f"weak (<{WEAK_THRESHOLD})",
+        "|dy| weak",
+        "|dy| strong",
+        "weak/strong",
+    )
+    print(format_table(headers, rows))
+    weights = (
+        "pretrained (zero-padded kernels: only the pools differ until fine-tuned)"
+        if args.pretrained
+        else "random weights (even kernels initialised in full)"
+    )
+    print(f"kernel_pad side: {weights}")
+    print("wrote " + ", ".join(str(p) for p in pngs))
+    return 0
+
+
+def cmd_robustness(args: argparse.Namespace) -> int:
+    from zoo.analysis.robustness import load_labelled_images, robustness_sweep, save_plot
+
+    names = [args.model] + ([args.compare] if args.compare else [])
+    reports = []
+    for name in names:
+        model = _create_model(name, args.pretrained)
+        images = labels = None
+        if args.images:
+            images, labels = load_labelled_images(args.images, model, limit=args.num_images)
+        reports.append(
+            robustness_sweep(
+                model, images, labels, name=name, num_images=args.num_images, seed=args.seed
+            )
+        )
+    png = save_plot(reports, _out_dir(args.out) / f"robustness_{'_vs_'.join(names)}.png")
+    if args.json:
+        print(json.dumps({"reports": [r.to_dict() for r in reports], "png": str(png)}, indent=2))
+    else:
+        print("\n\n".join(r.table() for r in reports))
+        print(f"wrote {png}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from zoo.analysis.audit import audit, format_audit
+
+    report = audit(_create_model(args.model, args.pretrained), args.model)
+    print(json.dumps(report, indent=2) if args.json else format_audit(report))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from zoo import doctor
 
     print(doctor.format_report(doctor.diagnose()))
     print()
     print(variant_table())
+    if args.environment_only:
+        return 0
+    from zoo.demo import run_demo
+
+    print()
+    run_demo(_out_dir(args.out))
     return 0
 
 
@@ -80,8 +225,85 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
     p.set_defaults(func=cmd_doctor)
 
-    p = commands.add_parser("demo", help="the main job: environment report and the variant table")
+    p = commands.add_parser(
+        "demo",
+        help="the main job: environment, variants, and the guidelines' highlights",
+        description="Environment report and variant table, then the highlights on small "
+        "inputs: the audit of resnet50 and vit_small_patch16_224, the ERF checkerboard of "
+        "resnet50 vs resnet50_kp, and the PreLN invariance; PNGs and report.md go to --out.",
+    )
+    p.add_argument("--out", default="zoo-demo", help="output folder (default: ./zoo-demo)")
+    p.add_argument(
+        "--environment-only", action="store_true", help="stop after the environment report"
+    )
     p.set_defaults(func=cmd_demo)
+
+    def model_command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=summary, description=description)
+        sub.add_argument("model", help="a timm model name (zoo variants included)")
+        sub.add_argument(
+            "--pretrained",
+            action="store_true",
+            help="load pretrained weights (default: seeded random weights, residual branches "
+            "active)",
+        )
+        sub.add_argument("--json", action="store_true", help="print the result as JSON")
+        return sub
+
+    def input_options(sub: argparse.ArgumentParser, num_images: int) -> None:
+        sub.add_argument("--images", help="a folder of images (default: seeded Gaussian images)")
+        sub.add_argument(
+            "--num-images", type=int, default=num_images, help=f"images (default: {num_images})"
+        )
+        sub.add_argument("--seed", type=int, default=0, help="seed of the generated images")
+        sub.add_argument("--out", default="zoo-analysis", help="folder for the PNGs")
+
+    p = model_command(
+        "erf",
+        "effective receptive field of a model",
+        "ERF as papers B, C and H measure it: channel mean at the centre of the target, "
+        "input gradient, colour mean, ReLU per image, mean over images; Gaussian fit, "
+        "checkerboard index, theoretical receptive field, and a PNG.",
+    )
+    input_options(p, 8)
+    p.add_argument(
+        "--target",
+        default="output",
+        help="'output', a stage index (timm forward_intermediates) or a module name",
+    )
+    p.add_argument("--size", type=int, help="square input size (default: the model's)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per backward (default: 8)")
+    p.set_defaults(func=cmd_erf)
+
+    p = model_command(
+        "dead-pixel",
+        "dead pixel test, with the kernel-padded model side by side",
+        "Output ERF, the fraction of weak pixels (ERF below half its 3x3 neighbourhood mean) "
+        "and the one-pixel perturbation test, for the model and for kernel_pad(model).",
+    )
+    input_options(p, 8)
+    p.add_argument("--size", type=int, help="square input size (default: the model's)")
+    p.add_argument("--pixels", type=int, default=16, help="weak/strong pixels to perturb")
+    p.add_argument("--delta", type=float, default=1.0, help="perturbation (input units)")
+    p.set_defaults(func=cmd_dead_pixel)
+
+    p = model_command(
+        "robustness",
+        "contrast and corruption sweep",
+        "Top-1 agreement with the clean prediction (accuracy when the image folder has "
+        "integer class sub-folders) over contrast factors and common corruptions; a plot.",
+    )
+    input_options(p, 16)
+    p.add_argument("--compare", help="a second model, side by side")
+    p.set_defaults(func=cmd_robustness)
+
+    p = model_command(
+        "audit",
+        "which guidelines apply to a model, and what they would change",
+        "Dead-pixel layers (H), dropout placement (D), gamma categories (F), GroupNorm "
+        "groups (E), attention bias (C), patch-embedding scale invariance (G). Exit code 0.",
+    )
+    p.set_defaults(func=cmd_audit)
     return parser
 
 

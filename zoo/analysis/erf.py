@@ -79,14 +79,14 @@ class ERFResult:
 
     def title(self) -> str:
         g = self.gaussian
-        rf = "n/a" if self.theoretical_rf is None else str(self.theoretical_rf)
-        if self.theoretical_rf_exceeds_input:
-            rf = f">={rf}"
-        return (
+        text = (
             f"ERF of {self.target} ({self.num_images} images): sigma {g.sigma_x:.1f} x "
-            f"{g.sigma_y:.1f} px, R^2 {g.r2:.3f}, checkerboard {self.checkerboard['index']:.3f}, "
-            f"theoretical RF {rf}"
+            f"{g.sigma_y:.1f} px, R^2 {g.r2:.3f}, checkerboard {self.checkerboard['index']:.3f}"
         )
+        if self.theoretical_rf is not None:
+            bound = ">=" if self.theoretical_rf_exceeds_input else ""
+            text += f", theoretical RF {bound}{self.theoretical_rf} px"
+        return text
 
     def save_png(self, path: str | Path, name: str = "") -> Path:
         """The map in linear and log scale side by side, with colorbars and the numbers."""

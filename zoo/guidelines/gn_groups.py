@@ -417,6 +417,7 @@ def gn_calibrate(
     seed: int = 0,
     inputs: torch.Tensor | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
+    sequential: bool = True,
 ) -> tuple[nn.Module, GNCalibration]:
     """Set every ``conv -> GroupNorm`` layer of a model to its ideal group count (ours).
 
@@ -427,6 +428,9 @@ def gn_calibrate(
     (keeping the present one within ``tolerance``). A change re-measures everything
     downstream before the next layer is decided. Only ``num_groups`` changes: the state dict
     (and so any checkpoint) is untouched, though the function is not.
+
+    ``sequential=False`` decides every layer from one forward pass (fast, for a report; later
+    layers then do not see the new counts of earlier ones).
 
     Returns the model (in its original train/eval mode) and a :class:`GNCalibration` report.
     """
@@ -470,8 +474,8 @@ def gn_calibrate(
             layers.append(layer)
             if layer.groups != layer.groups_before:
                 block.norm.num_groups = layer.groups
-                # every later layer now sees a different input: measure again
-                pending = _gn_blocks(model, inputs)
+                if sequential:  # every later layer now sees a different input: measure again
+                    pending = _gn_blocks(model, inputs)
     finally:
         model.train(was_training)
     return model, GNCalibration(layers, skipped)

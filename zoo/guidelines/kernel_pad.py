@@ -112,3 +112,17 @@ def kernel_pad(model: nn.Module, pools: bool = True) -> tuple[nn.Module, KernelP
                 KernelPadChange(name, "max_pool", kernel, new_kernel, stride, False)
             )
     return model, report
+
+
+def init_enlarged_kernels(model: nn.Module, report: KernelPadReport) -> nn.Module:
+    """Initialise every conv that ``kernel_pad`` enlarged in full, as timm initialises ResNet
+    convs (Kaiming normal, fan-out, ReLU gain), for a model trained from scratch.
+
+    ``kernel_pad`` itself zero-pads so that trained weights keep their function; at random
+    initialization those zero taps would keep the odd kernels' uneven pixel coverage.
+    """
+    for change in report.changes:
+        if change.kind == "conv":
+            weight = model.get_submodule(change.name).weight
+            nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu")
+    return model

@@ -18,9 +18,8 @@ from __future__ import annotations
 from timm.models import register_model
 from timm.models._registry import generate_default_cfgs
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
-from torch import nn
 
-from zoo.guidelines.kernel_pad import kernel_pad
+from zoo.guidelines.kernel_pad import init_enlarged_kernels, kernel_pad
 from zoo.layers.kernel_pad import pad_kernel_bottom_right
 from zoo.models._pretrained import build_variant, registry_default_cfgs, resnet_cfg
 
@@ -38,13 +37,9 @@ class KernelPaddedResNet(ResNet):
     def __init__(self, *args, kernel_pad_pools: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         _, self.kernel_pad_report = kernel_pad(self, pools=kernel_pad_pools)
-        # A model trained from scratch gets all k+1 x k+1 taps initialised as timm initialises
-        # ResNet convs; zero-padded odd kernels would keep the odd kernels' dead pixels at init.
-        # (Pretrained weights replace these with zero-padded checkpoint kernels at load.)
-        for change in self.kernel_pad_report.changes:
-            if change.kind == "conv":
-                weight = self.get_submodule(change.name).weight
-                nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu")
+        # from scratch: every tap initialised (pretrained loading replaces them with the
+        # checkpoint's zero-padded kernels)
+        init_enlarged_kernels(self, self.kernel_pad_report)
         # whether a base-ResNet checkpoint converts into this model exactly (read at load time)
         self.pretrained_conversion_exact = self.kernel_pad_report.exact
 
