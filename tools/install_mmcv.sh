@@ -18,6 +18,9 @@ set -euo pipefail
 
 MMCV_VERSION=2.1.0
 PYTHON=${PYTHON:-python3}
+# The source build runs from inside the unpacked sdist: a relative interpreter path would break
+# there. -s keeps a venv's python symlink unresolved (resolving it would leave the venv).
+case $PYTHON in */*) PYTHON=$(realpath -s "$PYTHON") ;; esac
 CACHE_ROOT=${GUIDEZOO_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/guidezoo/wheels}
 
 say() { printf 'install_mmcv: %s\n' "$*" >&2; }
