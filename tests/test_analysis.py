@@ -1,4 +1,4 @@
-"""Analysis toolkit: ERF, dead pixel test, robustness sweep, NaN hazards, audit (issue: analysis)."""
+"""Analysis toolkit: ERF, dead pixel test, robustness sweep, NaN hazards, audit."""
 
 from __future__ import annotations
 
@@ -141,7 +141,8 @@ def test_dead_pixel_test_and_its_fix():
     )
     for report in (base, padded):
         assert 0 <= report.weak_fraction <= 1
-        assert report.output_change["weak"] >= 0 and report.output_change["strong"] > 0
+        assert report.output_change["weak"] >= 0
+        assert report.output_change["strong"] > 0
         assert report.sensitivity.shape == (96, 96)
         json.dumps(report.summary())
     assert padded.name == "kernel_pad(resnet18)"
@@ -253,7 +254,8 @@ def test_audit_resnet50_json(capsys):
     assert report["F_gamma_decay"]["counts"] == {
         "last_in_branch": 16, "shortcut": 4, "inner": 32, "outside": 1,
     }  # fmt: skip
-    assert report["D_dropout"]["applies"] and not report["D_dropout"]["follows_guideline"]
+    assert report["D_dropout"]["applies"]
+    assert not report["D_dropout"]["follows_guideline"]
     assert report["E_group_norm"]["applies"] is False
 
 
@@ -277,7 +279,8 @@ def test_audit_reports_group_norm_layers_without_touching_the_model():
     model = timm.create_model("resnet50_gn")
     report = audit(model, "resnet50_gn")
     groups = report["E_group_norm"]
-    assert groups["applies"] and len(groups["layers"]) == 53
+    assert groups["applies"]
+    assert len(groups["layers"]) == 53
     assert all(m.num_groups == 32 for m in model.modules() if isinstance(m, nn.GroupNorm))
     assert all(layer["channels"] % layer["ideal_groups"] == 0 for layer in groups["layers"])
 
@@ -328,7 +331,8 @@ def test_erf_and_dead_pixel_commands(tmp_path, capsys):
 def test_demo_writes_its_report(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "report.md").read_text()
-    assert "resnet50_kp" in text and "vit_preln_s16" in text
+    assert "resnet50_kp" in text
+    assert "vit_preln_s16" in text
     assert sorted(p.name for p in tmp_path.glob("*.png")) == [
         "contrast_vit_small_vs_preln.png", "erf_resnet50.png", "erf_resnet50_kp.png",
     ]  # fmt: skip
