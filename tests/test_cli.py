@@ -10,7 +10,7 @@ import zoo
 from zoo.cli import build_parser, main
 from zoo.hub.registry import load_registry
 
-SUBCOMMANDS = ["list", "doctor", "demo"]
+SUBCOMMANDS = ["list", "doctor", "demo", "erf", "dead-pixel", "robustness", "audit"]
 
 
 def test_version(capsys):
