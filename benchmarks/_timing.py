@@ -60,6 +60,35 @@ def paired_ratio(
     )
 
 
+def relative_times(
+    steps: dict[str, Callable[[], object]], base: str, rounds: int, warmup: int = 1
+) -> dict[str, RatioEstimate]:
+    """Like :func:`paired_ratio` for several steps at once: each round times every step back
+    to back (the order rotating from round to round) and keeps each one's ratio to ``base``."""
+    if base not in steps:
+        raise ValueError(f"base must be one of {sorted(steps)}, got {base!r}")
+    names = list(steps)
+    for _ in range(warmup):
+        for step in steps.values():
+            step()
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(rounds):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            seconds[name].append(_seconds(steps[name]))
+    estimates = {}
+    for name in names:
+        ratios = [v / b for v, b in zip(seconds[name], seconds[base], strict=True)]
+        q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+        estimates[name] = RatioEstimate(
+            median=statistics.median(ratios),
+            q1=q1,
+            q3=q3,
+            variant_seconds=statistics.median(seconds[name]),
+            base_seconds=statistics.median(seconds[base]),
+        )
+    return estimates
+
+
 def verdict(ratio: float, target: float) -> str:
     return "meets" if ratio <= target else "MISSES"
 

@@ -18,7 +18,9 @@ from zoo.analysis.dead_pixel import dead_pixel_comparison, dead_pixel_test
 from zoo.analysis.erf import (
     checkerboard_index,
     erf,
+    erf_map_of,
     gaussian_fit,
+    gradient_ready_copy,
     noise_images,
     theoretical_receptive_field,
 )
@@ -62,6 +64,62 @@ def test_batched_erf_equals_the_per_image_loop(name, kwargs, size, stage):
     assert batched.normalized.sum().item() == pytest.approx(1.0, abs=1e-9)
     # the caller's model is left as it was
     assert all(p.requires_grad for p in model.parameters())
+
+
+class SharedConvOutput(nn.Module):
+    """conv -> bn, but the conv's output also feeds the sum: folding bn would change it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.head = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4))
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.head(self.bn(y) + y)
+
+
+def _randomize_bn_statistics(model):
+    torch.manual_seed(3)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.normal_()
+            m.bias.data.normal_()
+
+
+def test_gradient_ready_copy_folds_batch_norms_and_keeps_the_function():
+    model = timm.create_model("resnet18").train()
+    _randomize_bn_statistics(model)
+    ready = gradient_ready_copy(model)
+    norms = [n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    assert not [n for n, m in ready.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(isinstance(ready.get_submodule(n), nn.Identity) for n in norms)
+    # the caller's model is untouched: same norms, same mode
+    assert model.training
+    assert all(isinstance(model.get_submodule(n), nn.BatchNorm2d) for n in norms)
+    x = noise_images(2, (3, 64, 64), seed=2)
+    with torch.no_grad():
+        expected, got = model.eval()(x), ready(x)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+    torch.testing.assert_close(
+        erf_map_of(model, x, 2, fold_norms=True), erf_map_of(model, x, 2, fold_norms=False),
+        rtol=1e-4, atol=1e-9,
+    )  # fmt: skip
+
+
+def test_gradient_ready_copy_folds_only_norms_that_alone_read_the_conv():
+    model = SharedConvOutput().eval()
+    _randomize_bn_statistics(model)
+    ready = gradient_ready_copy(model)
+    assert isinstance(ready.bn, nn.BatchNorm2d)  # conv's output has a second reader
+    assert isinstance(ready.head[1], nn.Identity)  # folded into head[0]
+    x = noise_images(2, (3, 16, 16), seed=4)
+    with torch.no_grad():
+        torch.testing.assert_close(ready(x), model(x), rtol=1e-5, atol=1e-5)
+    # a norm named as the ERF target stays where it is
+    assert isinstance(gradient_ready_copy(model, "head.1").head[1], nn.BatchNorm2d)
 
 
 def test_vit_stage_targets_exclude_prefix_tokens():

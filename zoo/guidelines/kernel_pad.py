@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from torch import nn
 from torch.nn.modules.utils import _pair
 
+from zoo._modules import replace_submodule
 from zoo.layers.kernel_pad import EvenKernelConv2d, EvenKernelMaxPool2d
 
 
@@ -74,11 +75,6 @@ def dead_pixel_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ]
 
 
-def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
-
-
 def kernel_pad(model: nn.Module, pools: bool = True) -> tuple[nn.Module, KernelPadReport]:
     """Make every odd-kernel, even-stride conv (and, with ``pools``, max-pool) even, in place.
 
@@ -100,14 +96,14 @@ def kernel_pad(model: nn.Module, pools: bool = True) -> tuple[nn.Module, KernelP
                 why = "is not a plain Conv2d; padding its kernel would change what it computes"
                 report.skipped.append((name, f"{type(module).__name__} {why}"))
                 continue
-            _replace(model, name, EvenKernelConv2d.from_odd(module))
+            replace_submodule(model, name, EvenKernelConv2d.from_odd(module))
             report.changes.append(KernelPadChange(name, "conv", kernel, new_kernel, stride, True))
         elif pools:
             if type(module) is not nn.MaxPool2d or module.return_indices:
                 why = "returns indices" if module.return_indices else "not a plain MaxPool2d"
                 report.skipped.append((name, f"{type(module).__name__} {why}"))
                 continue
-            _replace(model, name, EvenKernelMaxPool2d.from_odd(module))
+            replace_submodule(model, name, EvenKernelMaxPool2d.from_odd(module))
             report.changes.append(
                 KernelPadChange(name, "max_pool", kernel, new_kernel, stride, False)
             )
