@@ -204,6 +204,64 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_atrous_rates(args: argparse.Namespace) -> int:
+    from zoo.guidelines.atrous import DEFAULT_RATES, atrous_rates, feature_size, rate_report
+
+    crop = tuple(args.crop) if len(args.crop) == 2 else (args.crop[0], args.crop[0])
+    try:
+        derived = atrous_rates(crop, args.output_stride, args.num_rates)
+        reports = {
+            "derived": rate_report(crop, args.output_stride, derived),
+            "default": rate_report(crop, args.output_stride, args.compare or DEFAULT_RATES),
+        }
+        hw = feature_size(crop, args.output_stride)
+    except ValueError as error:
+        raise SystemExit(f"zoo atrous-rates: {error}") from None
+    if args.json:
+        print(json.dumps({"crop": list(crop), "output_stride": args.output_stride,
+                          "feature_size": list(hw), **reports}, indent=2))  # fmt: skip
+        return 0
+    print(
+        f"crop {crop[0]}x{crop[1]}, output stride {args.output_stride}: feature map "
+        f"{hw[0]}x{hw[1]}; a 3x3 tap at rate r spans 2r+1 feature pixels"
+    )
+    rows = [
+        (which, r["rate"], r["span"], "yes" if r["fits"] else "no", f"{r['tap_coverage']:.3f}")
+        for which, report in reports.items()
+        for r in report
+    ]
+    print(format_table(("rates", "rate", "span", "fits map", "taps inside"), rows))
+    print(
+        f"mmseg dilations: (1, {', '.join(map(str, derived))})  "
+        "(derived rule, ours: zoo.guidelines.atrous)"
+    )
+    return 0
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    from zoo import configs
+
+    try:
+        if args.action == "list":
+            for name in configs.list_configs():
+                print(name)
+        elif args.action == "path":
+            print(configs.config_path(_one_name(args)))
+        else:
+            if len(args.names) != 2:
+                raise ValueError("copy takes NAME DEST")
+            print(configs.copy_config(args.names[0], args.names[1], force=args.force))
+    except (ValueError, FileExistsError) as error:
+        raise SystemExit(f"zoo configs {args.action}: {error}") from None
+    return 0
+
+
+def _one_name(args: argparse.Namespace) -> str:
+    if len(args.names) != 1:
+        raise ValueError(f"{args.action} takes one NAME (see zoo configs list)")
+    return args.names[0]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoo",
@@ -304,6 +362,33 @@ def build_parser() -> argparse.ArgumentParser:
         "groups (E), attention bias (C), patch-embedding scale invariance (G). Exit code 0.",
     )
     p.set_defaults(func=cmd_audit)
+
+    p = commands.add_parser(
+        "atrous-rates",
+        help="resolution-aware ASPP rates for a crop size (paper B)",
+        description="The derived rates (ours: the largest 3x3 span fits the shorter side of "
+        "the feature map, 1:2:3 spacing) and, per branch, the fraction of taps that land "
+        "inside the feature map, against mmseg's default (12, 24, 36).",
+    )
+    p.add_argument(
+        "--crop", type=int, nargs="+", required=True, metavar="N", help="crop: H W (or one N)"
+    )
+    p.add_argument("--output-stride", type=int, default=8, help="at the ASPP head (default: 8)")
+    p.add_argument("--num-rates", type=int, default=3, help="atrous branches (default: 3)")
+    p.add_argument("--compare", type=int, nargs="+", help="rates to compare (default: 12 24 36)")
+    p.add_argument("--json", action="store_true", help="print the reports as JSON")
+    p.set_defaults(func=cmd_atrous_rates)
+
+    p = commands.add_parser(
+        "configs",
+        help="the zoo's mmseg configs: list, path NAME, copy NAME DEST",
+        description="mmengine's scope::path knows only OpenMMLab packages; inherit a zoo "
+        "config by the absolute path 'zoo configs path NAME' prints, or copy it.",
+    )
+    p.add_argument("action", choices=("list", "path", "copy"))
+    p.add_argument("names", nargs="*", help="NAME for path; NAME DEST for copy")
+    p.add_argument("--force", action="store_true", help="copy: overwrite an existing DEST file")
+    p.set_defaults(func=cmd_configs)
     return parser
 
 

@@ -178,6 +178,32 @@ class GammaDecayGroups(list):
         return "\n".join(lines)
 
 
+def decay_decisions(
+    model: nn.Module,
+    policy: str | Mapping[str, bool] = "paper",
+    categories: Mapping[str, str] | None = None,
+) -> tuple[dict[str, bool], list[NormDecay]]:
+    """``({parameter name: decays?}, per-norm report)``: the policy for every gamma, timm's
+    rule for the rest (biases, 1-d parameters and ``no_weight_decay()`` names: no decay).
+    ``categories`` (``{norm name: category}``) defaults to :func:`classify_norms`."""
+    decide = resolve_policy(policy)
+    categories = classify_norms(model) if categories is None else categories
+    modules = dict(model.named_modules())
+    gamma_decay = {f"{name}.weight": decide[category] for name, category in categories.items()}
+    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    decisions = {
+        name: gamma_decay[name]
+        if name in gamma_decay
+        else param.ndim > 1 and not name.endswith(".bias") and name not in skip
+        for name, param in model.named_parameters()
+    }
+    report = [
+        NormDecay(name, type(modules[name]).__name__, category, decide[category])
+        for name, category in categories.items()
+    ]
+    return decisions, report
+
+
 def gamma_decay_groups(
     model: nn.Module, weight_decay: float, policy: str | Mapping[str, bool] = "paper"
 ) -> GammaDecayGroups:
@@ -203,25 +229,11 @@ def gamma_decay_groups(
         or weight_decay < 0
     ):
         raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
-    decide = resolve_policy(policy)
-    categories = classify_norms(model)
-    modules = dict(model.named_modules())
-    gamma_decay = {f"{name}.weight": decide[category] for name, category in categories.items()}
-    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
-
+    decisions, report = decay_decisions(model, policy)
     decay, no_decay = [], []
     for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        if name in gamma_decay:
-            wants_decay = gamma_decay[name]
-        else:
-            wants_decay = param.ndim > 1 and not name.endswith(".bias") and name not in skip
-        (decay if wants_decay else no_decay).append(param)
-    report = [
-        NormDecay(name, type(modules[name]).__name__, category, decide[category])
-        for name, category in categories.items()
-    ]
+        if param.requires_grad:
+            (decay if decisions[name] else no_decay).append(param)
     groups = [
         {"params": no_decay, "weight_decay": 0.0},
         {"params": decay, "weight_decay": float(weight_decay)},

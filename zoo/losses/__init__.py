@@ -5,6 +5,12 @@ from zoo.losses.silog import (
     log_depth_from_logits,
     silog_loss_classic,
     stable_silog_loss,
+    stable_silog_per_sample,
 )
 
-__all__ = ["log_depth_from_logits", "silog_loss_classic", "stable_silog_loss"]
+__all__ = [
+    "log_depth_from_logits",
+    "silog_loss_classic",
+    "stable_silog_loss",
+    "stable_silog_per_sample",
+]

@@ -56,7 +56,8 @@ def stable_silog_loss(
     min_valid_depth: float = 1e-3,
     min_valid_pixels: int = 2,
 ) -> Tensor:
-    """NaN-safe SILog on **log** predictions (e.g. :func:`log_depth_from_logits`).
+    """NaN-safe SILog on **log** predictions (e.g. :func:`log_depth_from_logits`), averaged
+    over the samples that have at least ``min_valid_pixels`` valid pixels.
 
     Args:
         log_pred: predicted log-depth, (N, ...).
@@ -69,6 +70,25 @@ def stable_silog_loss(
     ``D = population_var(d) + (1 - lambd) * mean(d)^2`` per sample, the variance two-pass and
     clamped at zero; this equals ``mean(d^2) - lambd * mean(d)^2`` (population variance only).
     """
+    per_sample, kept = stable_silog_per_sample(
+        log_pred, target, lambd=lambd, sqrt=sqrt, sqrt_eps=sqrt_eps,
+        min_valid_depth=min_valid_depth, min_valid_pixels=min_valid_pixels,
+    )  # fmt: skip
+    return per_sample.sum() / kept.sum().clamp(min=1)
+
+
+def stable_silog_per_sample(
+    log_pred: Tensor,
+    target: Tensor,
+    *,
+    lambd: float = 0.5,
+    sqrt: bool = False,
+    sqrt_eps: float = 1e-6,
+    min_valid_depth: float = 1e-3,
+    min_valid_pixels: int = 2,
+) -> tuple[Tensor, Tensor]:
+    """``(per-sample loss (N,), kept (N,) bool)`` of :func:`stable_silog_loss`; samples left
+    out (too few valid pixels) have loss 0 with gradient 0."""
     if not 0 <= lambd <= 1:
         raise ValueError(f"lambd must be in [0, 1], got {lambd}")
     if not min_valid_depth > 0:
@@ -100,5 +120,4 @@ def stable_silog_loss(
     per_sample = variance + (1 - lambd) * mean.pow(2)
     if sqrt:
         per_sample = torch.sqrt(per_sample + sqrt_eps)
-    per_sample = torch.where(kept, per_sample, torch.zeros_like(per_sample))
-    return per_sample.sum() / kept.sum().clamp(min=1)
+    return torch.where(kept, per_sample, torch.zeros_like(per_sample)), kept
