@@ -1,5 +1,6 @@
 """Packaging promises: a light, offline ``import zoo``; a wheel that carries its registry."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -100,22 +101,20 @@ def test_wheel_contains_the_registry(built_wheel):
         assert source.relative_to(REPO).as_posix() in names, source
 
 
-def test_installed_wheel_loads_its_own_registry(built_wheel, tmp_path):
-    site = tmp_path / "site"
+@pytest.fixture(scope="module")
+def installed_site(built_wheel, tmp_path_factory):
+    """The wheel installed (no dependencies) into a folder of its own."""
+    site = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "-q",
-            "--target",
-            str(site),
-            str(built_wheel),
-        ],
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),
+         str(built_wheel)],
         check=True,
-    )
+    )  # fmt: skip
+    return site
+
+
+def test_installed_wheel_loads_its_own_registry(installed_site, tmp_path):
+    site = installed_site
     result = run_python(
         """
         import zoo
@@ -135,3 +134,46 @@ def test_installed_wheel_loads_its_own_registry(built_wheel, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "8"
+
+
+@pytest.mark.mmseg
+def test_a_user_config_inherits_a_config_of_the_installed_wheel(installed_site, tmp_path):
+    """The documented way (zoo.configs): inherit by the path ``zoo configs path`` prints."""
+    pytest.importorskip("mmseg")
+    names = sorted(
+        p.relative_to(REPO / "configs").with_suffix("").as_posix()
+        for p in (REPO / "configs").rglob("*.py")
+        if p.name != "__init__.py"
+    )
+    result = run_python(
+        """
+        import subprocess, sys
+        from mmengine.config import Config
+        import zoo.configs
+        assert zoo.configs.list_configs() == NAMES, zoo.configs.list_configs()
+        path = subprocess.run(
+            [sys.executable, "-m", "zoo.cli", "configs", "path",
+             "unet/unet-s5-d16_deeplabv3-resaware_4xb4-40k_stare-128x128"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        assert path.startswith(SITE), path
+        open("mine.py", "w").write(
+            f"_base_ = [{path!r}]\\n"
+            "norm_cfg = dict(type='BN', requires_grad=True)\\n"
+            "model = dict(backbone=dict(norm_cfg=norm_cfg),"
+            " decode_head=dict(norm_cfg=norm_cfg), auxiliary_head=dict(norm_cfg=norm_cfg))\\n"
+        )
+        cfg = Config.fromfile("mine.py")
+        from mmseg.registry import MODELS
+        from mmseg.utils import register_all_modules
+        register_all_modules()
+        model = MODELS.build(cfg.model)
+        import zoo.mmseg
+        assert zoo.mmseg.__file__.startswith(SITE), zoo.mmseg.__file__
+        print(model.decode_head.dilations)
+        """.replace("SITE", repr(str(installed_site))).replace("NAMES", repr(names)),
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(installed_site)},
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.stdout.strip().splitlines()[-1] == "(1, 21, 42, 63)"

@@ -47,11 +47,16 @@ def _load_config(args: argparse.Namespace, default_work_dir: str) -> Config:
 
 
 def _init_cpu_process_group(cfg: Config) -> None:
-    """mmengine 0.10.7's pytorch launcher calls ``torch.cuda.set_device`` unconditionally,
-    which fails without a GPU; on CPU, start the (gloo) process group here and mmengine
-    uses it as it is."""
+    """mmengine 0.10.7's pytorch launcher calls ``torch.cuda.set_device`` unconditionally
+    and wraps the model in DDP with ``device_ids=[LOCAL_RANK]``, both of which fail without
+    a GPU. On CPU, start the (gloo) process group here, which mmengine then uses as it is,
+    and wrap with ``device_ids=None`` (DDP's CPU mode)."""
     import torch.distributed as dist
 
+    if cfg.get("model_wrapper_cfg") is None:
+        cfg.model_wrapper_cfg = dict(
+            type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False
+        )
     if dist.is_initialized():
         return
     backend = cfg.get("env_cfg", {}).get("dist_cfg", {}).get("backend", "gloo")
