@@ -10,7 +10,9 @@ import zoo
 from zoo.cli import build_parser, main
 from zoo.hub.registry import load_registry
 
-SUBCOMMANDS = ["list", "doctor", "demo", "erf", "dead-pixel", "robustness", "audit"]
+SUBCOMMANDS = [
+    "list", "doctor", "demo", "erf", "dead-pixel", "robustness", "audit", "atrous-rates", "configs",
+]  # fmt: skip
 
 
 def test_version(capsys):
@@ -79,3 +81,23 @@ def test_console_script_is_installed():
     assert script, "the 'zoo' console script is not installed next to this interpreter"
     result = subprocess.run([script, "list"], capture_output=True, text=True, check=True)
     assert "variant(s) registered" in result.stdout
+
+
+def test_configs_list_path_copy(tmp_path, capsys):
+    assert main(["configs", "list"]) == 0
+    names = capsys.readouterr().out.split()
+    assert "unet/unet-s5-d16_deeplabv3-resaware_4xb4-40k_stare-128x128" in names
+    assert main(["configs", "path", names[0]]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path.is_file()
+    assert path.read_text().startswith("#")
+    assert main(["configs", "copy", names[0], str(tmp_path)]) == 0
+    copied = Path(capsys.readouterr().out.strip())
+    assert copied.read_text() == path.read_text()
+    with pytest.raises(SystemExit, match="exists"):
+        main(["configs", "copy", names[0], str(tmp_path)])
+    assert main(["configs", "copy", names[0], str(tmp_path), "--force"]) == 0
+    with pytest.raises(SystemExit, match="no zoo config"):
+        main(["configs", "path", "nope"])
+    with pytest.raises(SystemExit, match="one NAME"):
+        main(["configs", "path"])
