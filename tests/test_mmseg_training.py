@@ -182,19 +182,26 @@ def assert_trained(work_dir: Path, iterations: int = 4) -> None:
     assert (work_dir / f"iter_{iterations}.safetensors").is_file()
 
 
-def test_stare_trains_and_evaluates_through_the_tools(stare_root, tmp_path):
-    config = write_stare_config(tmp_path, stare_root)
+def train_then_evaluate(config: Path, tmp_path: Path) -> tuple[Path, str, str]:
+    """tools/train.py for 4 iterations, then tools/test.py on its safetensors checkpoint:
+    (work dir, training output, evaluation output)."""
     work_dir = tmp_path / "work"
-    out = run_tool(sys.executable, str(REPO / "tools/train.py"), str(config),
-                   "--work-dir", str(work_dir), cwd=tmp_path)  # fmt: skip
-    assert "ResolutionAwareASPPHead" in out
+    trained = run_tool(sys.executable, str(REPO / "tools/train.py"), str(config),
+                       "--work-dir", str(work_dir), cwd=tmp_path)  # fmt: skip
     assert_trained(work_dir)
-    out = run_tool(
+    evaluated = run_tool(
         sys.executable, str(REPO / "tools/test.py"), str(config),
         str(work_dir / "iter_4.safetensors"), "--work-dir", str(tmp_path / "eval"),
         cwd=tmp_path,
     )  # fmt: skip
-    assert "mDice" in out
+    return work_dir, trained, evaluated
+
+
+def test_stare_trains_and_evaluates_through_the_tools(stare_root, tmp_path):
+    config = write_stare_config(tmp_path, stare_root)
+    work_dir, trained, evaluated = train_then_evaluate(config, tmp_path)
+    assert "ResolutionAwareASPPHead" in trained
+    assert "mDice" in evaluated
     # an mmengine .pth needs unpickling: refused, not unpickled
     result = subprocess.run(
         [sys.executable, str(REPO / "tools/test.py"), str(config), str(work_dir / "iter_4.pth"),
@@ -230,16 +237,8 @@ def test_stare_trains_under_torchrun_with_gloo(stare_root, tmp_path):
 
 def test_nyu_depth_trains_with_the_stable_loss_and_evaluates(nyu_root, tmp_path):
     config = write_nyu_config(tmp_path, nyu_root)
-    work_dir = tmp_path / "work"
-    out = run_tool(sys.executable, str(REPO / "tools/train.py"), str(config),
-                   "--work-dir", str(work_dir), cwd=tmp_path)  # fmt: skip
-    assert "loss_silog" in out
-    assert "GammaDecayOptimWrapperConstructor" in out or "gamma" in out.lower()
-    assert_trained(work_dir)
-    out = run_tool(
-        sys.executable, str(REPO / "tools/test.py"), str(config),
-        str(work_dir / "iter_4.safetensors"), "--work-dir", str(tmp_path / "eval"),
-        cwd=tmp_path,
-    )  # fmt: skip
+    _, trained, evaluated = train_then_evaluate(config, tmp_path)
+    assert "loss_silog" in trained
+    assert "GammaDecayOptimWrapperConstructor" in trained
     for metric in ("abs_rel", "rmse", "d1"):
-        assert metric in out
+        assert metric in evaluated
