@@ -12,6 +12,7 @@ from zoo.hub.registry import load_registry
 
 SUBCOMMANDS = [
     "list", "doctor", "demo", "erf", "dead-pixel", "robustness", "audit", "atrous-rates", "configs",
+    "cards", "registry", "publish",
 ]  # fmt: skip
 
 

@@ -262,6 +262,60 @@ def _one_name(args: argparse.Namespace) -> str:
     return args.names[0]
 
 
+def cmd_cards(args: argparse.Namespace) -> int:
+    from zoo.hub.cards import stale_cards, write_cards
+
+    directory = Path(args.dir) if args.dir else None
+    if args.check:
+        problems = stale_cards(directory)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print("model cards: " + (f"{len(problems)} problem(s)" if problems else "all current"))
+        return 1 if problems else 0
+    for path in write_cards(directory):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    from zoo.hub.refresh import refresh_registry
+
+    changes = refresh_registry(args.dir, check=args.check)
+    for change in changes:
+        print(change)
+    if args.check:
+        print(f"registry: {len(changes)} measured value(s) out of date" if changes else
+              "registry: measured values current")  # fmt: skip
+        return 1 if changes else 0
+    print(f"registry: {len(changes)} value(s) updated")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from zoo.hub.publish import PublishError, prepare_repo_folder, publish
+
+    out = Path(args.out or Path("hub") / args.repo_id.replace("/", "--"))
+    registry_dir = Path(args.registry_dir) if args.registry_dir else None
+    cards_dir = Path(args.cards_dir) if args.cards_dir else None
+    try:
+        plan = prepare_repo_folder(
+            args.checkpoint, args.variant, args.repo_id, args.tag, out,
+            license=args.license, metrics=args.metric or (), commit_message=args.message,
+        )  # fmt: skip
+        print(plan.describe())
+        if args.dry_run:
+            print(f"dry run: wrote {plan.folder}; nothing uploaded, the registry is unchanged")
+            return 0
+        revision = publish(
+            plan, force=args.force, private=args.private, registry_dir=registry_dir,
+            cards_dir=cards_dir,
+        )  # fmt: skip
+    except (PublishError, KeyError, ValueError) as error:
+        raise SystemExit(f"zoo publish: {error}") from None
+    print(f"published {args.repo_id}@{revision}; registry and model card updated")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoo",
@@ -389,6 +443,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", help="NAME for path; NAME DEST for copy")
     p.add_argument("--force", action="store_true", help="copy: overwrite an existing DEST file")
     p.set_defaults(func=cmd_configs)
+
+    p = commands.add_parser(
+        "cards",
+        help="write the Hub model cards from the registry (--check: fail when stale)",
+        description="Generate model_cards/<variant>.md from registry/; with --check, exit 1 "
+        "when a card is missing, differs from the registry or names no variant.",
+    )
+    p.add_argument("--check", action="store_true", help="only check; exit 1 when stale")
+    p.add_argument("--dir", help="cards folder (default: the checkout's model_cards/)")
+    p.set_defaults(func=cmd_cards)
+
+    p = commands.add_parser(
+        "registry",
+        help="registry maintenance: 'refresh' measures params and GFLOPs into the registry",
+        description="refresh: build every timm variant, count its parameters and the FLOPs "
+        "of one forward at its default input size, and write them into registry/ (--check: "
+        "only report, exit 1 when out of date).",
+    )
+    p.add_argument("action", choices=("refresh",))
+    p.add_argument("--check", action="store_true", help="only check; exit 1 when out of date")
+    p.add_argument("--dir", help="registry folder (default: the packaged registry)")
+    p.set_defaults(func=cmd_registry)
+
+    p = commands.add_parser(
+        "publish",
+        help="publish a trained checkpoint to the Hugging Face Hub, with its model card",
+        description="Check the checkpoint against the variant, write the Hub repo folder "
+        "(model.safetensors, timm config.json, README.md model card), upload it with "
+        "create_repo + upload_folder, then record Hub id, revision and sha256 in the "
+        "registry. A different model.safetensors already on the Hub, or a registry entry of "
+        "the same tag, is replaced only with --force.",
+    )
+    p.add_argument("checkpoint", help=".safetensors, or a .pth that loads weights-only")
+    p.add_argument("--variant", required=True, help="the registered variant it belongs to")
+    p.add_argument("--repo-id", required=True, help="Hub repository, ORG/NAME")
+    p.add_argument("--tag", required=True, help="the timm pretrained tag, e.g. ft_in1k")
+    p.add_argument("--out", help="folder to write (default: ./hub/ORG--NAME)")
+    p.add_argument("--license", default="apache-2.0", help="license (default: apache-2.0)")
+    p.add_argument(
+        "--metric",
+        action="append",
+        help="dataset:split:name:value:recipe (repeatable), e.g. imagenet-1k:val:top1:80.1:...",
+    )
+    p.add_argument("--message", help="commit message (default: 'guidezoo: VARIANT.TAG')")
+    p.add_argument("--dry-run", action="store_true", help="write the folder, upload nothing")
+    p.add_argument("--force", action="store_true", help="replace different weights")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--registry-dir", help="registry to update (default: the packaged one)")
+    p.add_argument("--cards-dir", help="model cards folder (default: model_cards/)")
+    p.set_defaults(func=cmd_publish)
     return parser
 
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -307,8 +308,15 @@ def _parse_variant(path: Path, papers: dict[str, Paper]) -> Variant:
     return variant
 
 
+REGISTRY_ENV = "GUIDEZOO_REGISTRY_DIR"
+
+
 def default_registry_dir() -> Path:
-    """The packaged manifest (``zoo._registry``) or, in an uninstalled checkout, ``registry/``."""
+    """``$GUIDEZOO_REGISTRY_DIR`` when set (a registry of your own, e.g. with your published
+    checkpoints), else the packaged manifest (``zoo._registry``) or, in an uninstalled
+    checkout, ``registry/``. Read once, when ``zoo`` registers its timm models."""
+    if os.environ.get(REGISTRY_ENV):
+        return Path(os.environ[REGISTRY_ENV])
     try:
         return Path(str(resources.files("zoo._registry")))
     except ModuleNotFoundError:
@@ -325,6 +333,11 @@ def load_registry(directory: str | Path | None = None) -> Registry:
 @functools.cache
 def _load_default_registry() -> Registry:
     return _load(default_registry_dir())
+
+
+def forget_loaded_registry() -> None:
+    """Drop the cached default registry, after a command wrote to its files."""
+    _load_default_registry.cache_clear()
 
 
 def _load(directory: Path) -> Registry:

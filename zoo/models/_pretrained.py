@@ -20,10 +20,8 @@ from timm.data import (
 )
 from timm.models import build_model_with_cfg, get_pretrained_cfg, resolve_pretrained_cfg
 
-from zoo.hub.registry import WEIGHT_KINDS, load_registry
-
-# Only safetensors are loaded from the Hub: a pickle is never unpickled on the zoo's behalf.
-HUB_WEIGHTS_FILE = "model.safetensors"
+from zoo.hub.download import HUB_WEIGHTS_FILE, fetch_safetensors
+from zoo.hub.registry import WEIGHT_KINDS, WeightSource, load_registry
 
 # Fields of a source checkpoint's timm cfg that describe where its weights live or who it is,
 # not how to feed the model: never inherited by a conversion.
@@ -120,25 +118,29 @@ def _has_weight_source(cfg: Any) -> bool:
     return bool(cfg.url or cfg.hf_hub_id or cfg.file or cfg.state_dict)
 
 
-def warn_if_init_only(pretrained_cfg: dict[str, Any]) -> None:
-    """Warn when the weights just loaded are an init-only conversion from the registry."""
-    if pretrained_cfg.get("file") or pretrained_cfg.get("state_dict"):
-        return  # the user's own weights, not the registry's source
-    variant = load_registry().variants.get(pretrained_cfg.get("architecture", ""))
-    if variant is None:
-        return
-    for weights in variant.weights:
-        loaded_this_source = (
-            weights.tag == pretrained_cfg.get("tag")
-            and pretrained_cfg.get("hf_hub_id") == weights.source
-        )
-        if loaded_this_source and weights.kind == "init":
-            warnings.warn(
-                f"{variant.name}.{weights.tag} is initialised from {weights.source}: "
-                f"{WEIGHT_KINDS['init']}.",
-                InitOnlyWeightsWarning,
-                stacklevel=2,
-            )
+def registry_weights(variant: str, cfg: Any) -> WeightSource | None:
+    """The registry's weight source that pretrained cfg ``cfg`` of ``variant`` points at: a
+    conversion by tag and source, the zoo's own checkpoint by Hub id (so ``hf-hub:`` loads
+    of it are verified too). None for weights the registry does not know."""
+    entry = load_registry().variants.get(variant)
+    if entry is None or not cfg.hf_hub_id:
+        return None
+    hub_id = cfg.hf_hub_id.partition("@")[0]
+    for weights in entry.weights:
+        if weights.kind == "trained" and weights.hub_id == hub_id:
+            return weights
+        if weights.kind != "trained" and weights.source == hub_id and weights.tag == cfg.tag:
+            return weights
+    return None
+
+
+def _fetch_verified(cfg: Any, weights: WeightSource | None) -> str:
+    """``model.safetensors`` of the cfg's Hub repo through huggingface_hub (the call timm
+    makes), refused when only pickles are offered, sha256-checked for the zoo's own."""
+    hub_id, _, revision = cfg.hf_hub_id.partition("@")
+    if weights is not None and weights.kind == "trained":
+        return str(fetch_safetensors(hub_id, revision=weights.revision, sha256=weights.sha256))
+    return str(fetch_safetensors(hub_id, revision=revision or None))
 
 
 def build_variant(
@@ -149,13 +151,16 @@ def build_variant(
     pretrained_filter_fn: Callable,
     **kwargs: Any,
 ):
-    """``timm.models.build_model_with_cfg`` with the zoo's two promises about weights.
+    """``timm.models.build_model_with_cfg`` with the zoo's promises about weights.
 
     ``pretrained=True`` on a variant with no weight source is an error (timm would only log a
-    warning and return random weights); loading an ``init`` conversion warns, unless the model
-    built with these arguments says the conversion is exact (``pretrained_conversion_exact``,
-    e.g. kernel padding without pools).
+    warning and return random weights); Hub weights are fetched as ``model.safetensors`` only
+    (a pickle-only source is refused) and the zoo's own are checked against the registry's
+    sha256 before timm loads the verified file; loading an ``init`` conversion warns, unless
+    the model built with these arguments says the conversion is exact
+    (``pretrained_conversion_exact``, e.g. kernel padding without pools).
     """
+    weights = None
     if pretrained:
         cfg = resolve_pretrained_cfg(
             variant,
@@ -169,11 +174,22 @@ def build_variant(
                 f"(tags with weights: {', '.join(available) or 'none'}). Use pretrained=False, "
                 "or pass your own file with pretrained_cfg_overlay=dict(file='....safetensors')."
             )
+        if cfg.hf_hub_id and not (cfg.file or cfg.state_dict):  # not the user's own weights
+            weights = registry_weights(variant, cfg)
+            overlay = dict(kwargs.get("pretrained_cfg_overlay") or {})
+            overlay["file"] = _fetch_verified(cfg, weights)
+            kwargs["pretrained_cfg_overlay"] = overlay
 
     def filter_then_warn(state_dict, model):
         converted = pretrained_filter_fn(state_dict, model)
-        if not getattr(model, "pretrained_conversion_exact", False):
-            warn_if_init_only(model.pretrained_cfg)
+        exact = getattr(model, "pretrained_conversion_exact", False)
+        if weights is not None and weights.kind == "init" and not exact:
+            warnings.warn(
+                f"{variant}.{weights.tag} is initialised from {weights.source}: "
+                f"{WEIGHT_KINDS['init']}.",
+                InitOnlyWeightsWarning,
+                stacklevel=2,
+            )
         return converted
 
     return build_model_with_cfg(
