@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from huggingface_hub import HfApi
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -187,3 +188,47 @@ def timm_checkpoint(tmp_path_factory):
         return made[name]
 
     return make
+
+
+class RecordingHfApi(HfApi):
+    """The real HfApi class with its network calls replaced by a record of them."""
+
+    def __init__(self, remote_sha256: str | None = None):
+        super().__init__(token=False)
+        self.remote_sha256 = remote_sha256
+        self.calls: list[tuple[str, dict]] = []
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
+
+    def file_exists(self, repo_id, filename, **kwargs):
+        return self.remote_sha256 is not None
+
+    def get_paths_info(self, repo_id, paths, **kwargs):
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(path=paths[0], lfs=SimpleNamespace(sha256=self.remote_sha256))]
+
+    def upload_folder(self, *, repo_id, folder_path, commit_message, **kwargs):
+        files = sorted(p.name for p in Path(folder_path).iterdir())
+        self.calls.append(("upload_folder", {"repo_id": repo_id, "files": files,
+                                             "commit_message": commit_message}))  # fmt: skip
+        from types import SimpleNamespace
+
+        return SimpleNamespace(oid="c0ffee" + "0" * 34)
+
+
+@pytest.fixture
+def recording_hf_api():
+    """The class: ``recording_hf_api(remote_sha256=None)`` -> a recording HfApi."""
+    return RecordingHfApi
+
+
+@pytest.fixture
+def own_registry(tmp_path):
+    """A copy of the shipped registry and cards that publishing may write to."""
+    registry = tmp_path / "registry"
+    shutil.copytree(REPO / "registry", registry, ignore=shutil.ignore_patterns("*.py", "__*"))
+    cards = tmp_path / "cards"
+    shutil.copytree(REPO / "model_cards", cards)
+    return registry, cards

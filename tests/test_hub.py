@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import timm
 import torch
-from huggingface_hub import HfApi
 from safetensors.torch import save_file
 
 import zoo  # noqa: F401  (registers the variants)
@@ -123,34 +122,6 @@ def test_pickle_only_source_is_refused(hub_cache):
 # ----------------------------------------------------------------------------------- publish
 
 
-class RecordingHfApi(HfApi):
-    """The real HfApi class with its network calls replaced by a record of them."""
-
-    def __init__(self, remote_sha256: str | None = None):
-        super().__init__(token=False)
-        self.remote_sha256 = remote_sha256
-        self.calls: list[tuple[str, dict]] = []
-
-    def create_repo(self, repo_id, **kwargs):
-        self.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
-
-    def file_exists(self, repo_id, filename, **kwargs):
-        return self.remote_sha256 is not None
-
-    def get_paths_info(self, repo_id, paths, **kwargs):
-        from types import SimpleNamespace
-
-        return [SimpleNamespace(path=paths[0], lfs=SimpleNamespace(sha256=self.remote_sha256))]
-
-    def upload_folder(self, *, repo_id, folder_path, commit_message, **kwargs):
-        files = sorted(p.name for p in Path(folder_path).iterdir())
-        self.calls.append(("upload_folder", {"repo_id": repo_id, "files": files,
-                                             "commit_message": commit_message}))  # fmt: skip
-        from types import SimpleNamespace
-
-        return SimpleNamespace(oid="c0ffee" + "0" * 34)
-
-
 @pytest.fixture
 def trained_checkpoint(tmp_path):
     """A 'trained' resnet18_dropfix (random weights) as safetensors, and its logits."""
@@ -162,16 +133,6 @@ def trained_checkpoint(tmp_path):
         torch.manual_seed(0)
         logits = model(torch.randn(1, 3, 224, 224)).flatten()[:8]
     return path, logits
-
-
-@pytest.fixture
-def own_registry(tmp_path):
-    """A copy of the shipped registry and cards that publishing may write to."""
-    registry = tmp_path / "registry"
-    shutil.copytree(REPO / "registry", registry, ignore=shutil.ignore_patterns("*.py", "__*"))
-    cards = tmp_path / "cards"
-    shutil.copytree(REPO / "model_cards", cards)
-    return registry, cards
 
 
 REPO_ID = "guidezoo/resnet18_dropfix.test_in1k"
@@ -226,12 +187,12 @@ LOAD_BOTH = textwrap.dedent(
 
 
 def test_publish_then_load_back_through_timm(trained_checkpoint, own_registry, hub_cache,
-                                              tmp_path):  # fmt: skip
+                                              tmp_path, recording_hf_api):  # fmt: skip
     registry, cards = own_registry
     checkpoint, logits = trained_checkpoint
     plan = prepare_repo_folder(checkpoint, "resnet18_dropfix", REPO_ID, "test_in1k",
                                tmp_path / "folder")  # fmt: skip
-    api = RecordingHfApi()
+    api = recording_hf_api()
     revision = publish(plan, api=api, registry_dir=registry, cards_dir=cards)
     assert [c[0] for c in api.calls] == ["create_repo", "upload_folder"]
     upload = api.calls[1][1]
@@ -269,20 +230,20 @@ def test_publish_then_load_back_through_timm(trained_checkpoint, own_registry, h
 
 
 def test_publish_refuses_to_replace_different_weights(trained_checkpoint, own_registry,
-                                                      tmp_path):  # fmt: skip
+                                                      tmp_path, recording_hf_api):  # fmt: skip
     registry, cards = own_registry
     plan = prepare_repo_folder(trained_checkpoint[0], "resnet18_dropfix", REPO_ID, "test_in1k",
                                tmp_path / "folder")  # fmt: skip
     before = (registry / "resnet18_dropfix.json").read_text()
-    api = RecordingHfApi(remote_sha256="f" * 64)
+    api = recording_hf_api(remote_sha256="f" * 64)
     with pytest.raises(PublishError, match=r"already has a different model\.safetensors"):
         publish(plan, api=api, registry_dir=registry, cards_dir=cards)
     assert "upload_folder" not in [c[0] for c in api.calls]
     assert (registry / "resnet18_dropfix.json").read_text() == before
     # the same weights again are no conflict; --force replaces different ones
-    publish(plan, api=RecordingHfApi(remote_sha256=plan.sha256), registry_dir=registry,
+    publish(plan, api=recording_hf_api(remote_sha256=plan.sha256), registry_dir=registry,
             cards_dir=cards)  # fmt: skip
-    forced = RecordingHfApi(remote_sha256="f" * 64)
+    forced = recording_hf_api(remote_sha256="f" * 64)
     publish(plan, api=forced, force=True, registry_dir=registry, cards_dir=cards)
     assert "upload_folder" in [c[0] for c in forced.calls]
 
@@ -292,7 +253,7 @@ def test_publish_refuses_to_replace_different_weights(trained_checkpoint, own_re
     save_file(timm.create_model("resnet18_dropfix").state_dict(), other)
     plan2 = prepare_repo_folder(other, "resnet18_dropfix", REPO_ID, "test_in1k",
                                 tmp_path / "folder2")  # fmt: skip
-    api = RecordingHfApi()
+    api = recording_hf_api()
     with pytest.raises(PublishError, match="already records other weights"):
         publish(plan2, api=api, registry_dir=registry, cards_dir=cards)
     assert api.calls == []

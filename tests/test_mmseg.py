@@ -3,8 +3,10 @@ head, the gamma constructor and the non-finite-loss hook."""
 
 from __future__ import annotations
 
+import json
 import math
 from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
@@ -403,3 +405,104 @@ def test_non_finite_loss_hook_stops_a_run_fed_a_nan(tmp_path):
     assert "loss_mse" in message
     # training stopped before the NaN reached the weights
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+# ------------------------------------------------------------------- registry and publishing
+
+
+def test_every_zoo_config_is_a_registered_mmseg_variant():
+    from mmengine.config.utils import _get_package_and_cfg_path
+    from mmengine.utils import get_installed_path
+
+    from zoo.hub.registry import load_registry
+
+    variants = [v for v in load_registry() if v.family == "mmseg"]
+    assert sorted(v.config for v in variants) == list_configs()
+    package, _ = _get_package_and_cfg_path("mmseg::x/y.py")
+    mmseg_configs = Path(get_installed_path(package)) / ".mim" / "configs"
+    for variant in variants:
+        assert (mmseg_configs / f"{variant.base_architecture}.py").is_file(), variant.name
+        assert f"mmseg::{variant.base_architecture}.py" in config_path(variant.config).read_text()
+
+
+def test_safetensors_load_from_paths(tmp_path):
+    from mmengine.runner.checkpoint import CheckpointLoader
+    from safetensors.torch import save_file
+
+    state = {"w": torch.arange(4.0)}
+    save_file(state, tmp_path / "run.safetensors")
+    for name in (str(tmp_path / "run.safetensors"), f"safetensors:{tmp_path / 'run.safetensors'}"):
+        loaded = CheckpointLoader.load_checkpoint(name)
+        assert torch.equal(loaded["state_dict"]["w"], state["w"])
+    # other schemes keep their own loaders
+    assert CheckpointLoader._get_checkpoint_loader("https://x/y.safetensors").__name__ == (
+        "load_from_http"
+    )
+
+
+LOAD_MMSEG = """
+import json, sys, torch
+from mmengine.config import Config
+from mmengine.runner import load_checkpoint
+from mmseg.registry import MODELS
+from mmseg.utils import register_all_modules
+from safetensors.torch import load_file
+import zoo.mmseg
+register_all_modules()
+cfg = Config.fromfile(sys.argv[1])
+source = load_file(sys.argv[2])
+model = MODELS.build(cfg.model)
+load_checkpoint(model, cfg.load_from, map_location="cpu", strict=True)
+via_load_from = all(torch.equal(model.state_dict()[k], v) for k, v in source.items())
+fresh = MODELS.build(cfg.model)
+fresh.init_cfg = dict(type="Pretrained", checkpoint=cfg.load_from)
+fresh.init_weights()
+via_init_cfg = all(torch.equal(fresh.state_dict()[k], v) for k, v in source.items())
+print(json.dumps({"load_from": cfg.load_from, "via_load_from": via_load_from,
+                  "via_init_cfg": via_init_cfg}))
+"""
+
+
+def test_publish_an_mmseg_checkpoint_and_load_it_through_load_from_and_init_cfg(
+    tmp_path, own_registry, hub_cache, recording_hf_api
+):
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import save_file
+
+    from zoo.hub.publish import prepare_repo_folder, publish
+    from zoo.hub.registry import REGISTRY_ENV
+    from zoo.hub.registry import load_registry as load
+
+    name = "unet_s5_d16_deeplabv3_resaware_stare_128"
+    cfg = Config.fromfile(
+        str(config_path("unet/unet-s5-d16_deeplabv3-resaware_4xb4-40k_stare-128x128"))
+    )
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "iter_4.safetensors"
+    save_file(MODELS.build(cfg.model).state_dict(), checkpoint)
+    registry, cards = own_registry
+    repo_id = "guidezoo/unet-resaware-stare"
+    plan = prepare_repo_folder(checkpoint, name, repo_id, "stare_test", tmp_path / "folder",
+                               metrics=["stare:test:mDice:50.0:4 iterations, a test"])  # fmt: skip
+    assert sorted(p.name for p in plan.files) == ["README.md", "config.py", "model.safetensors"]
+    assert (
+        "load_from = 'hf-hub:guidezoo/unet-resaware-stare'"
+        in (plan.folder / "config.py").read_text()
+    )
+    revision = publish(plan, api=recording_hf_api(), registry_dir=registry, cards_dir=cards)
+    recorded = load(registry).variant(name).weights[-1]
+    assert (recorded.hub_id, recorded.revision, recorded.sha256) == (repo_id, revision, plan.sha256)
+    assert "load_from = 'hf-hub:guidezoo/unet-resaware-stare'" in (cards / f"{name}.md").read_text()
+
+    hub_cache.add(repo_id, {p.name: p for p in plan.files}, revision=revision)
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_MMSEG, str(plan.folder / "config.py"), str(checkpoint)],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, **hub_cache.env, REGISTRY_ENV: str(registry)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"load_from": f"hf-hub:{repo_id}", "via_load_from": True, "via_init_cfg": True}

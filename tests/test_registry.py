@@ -44,6 +44,7 @@ def set_weight_field(index, **changes):
     [
         (set_field("paper", "Z"), "paper", "not a paper"),
         (set_field("family", "keras"), "family", "expected one of timm, mmseg"),
+        (set_field("family", "mmseg"), "config", "missing"),
         (set_field("name", "resnet50_x"), "name", "must equal the file name"),
         (set_field("params_m", "25M"), "params_m", "expected a number"),
         (set_field("base_arch", "resnet50"), "base_arch", "unknown field"),

@@ -301,6 +301,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         plan = prepare_repo_folder(
             args.checkpoint, args.variant, args.repo_id, args.tag, out,
             license=args.license, metrics=args.metric or (), commit_message=args.message,
+            config=args.config,
         )  # fmt: skip
         print(plan.describe())
         if args.dry_run:
@@ -487,6 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset:split:name:value:recipe (repeatable), e.g. imagenet-1k:val:top1:80.1:...",
     )
     p.add_argument("--message", help="commit message (default: 'guidezoo: VARIANT.TAG')")
+    p.add_argument(
+        "--config", help="mmseg variants: the config trained with (default: the zoo's config)"
+    )
     p.add_argument("--dry-run", action="store_true", help="write the folder, upload nothing")
     p.add_argument("--force", action="store_true", help="replace different weights")
     p.add_argument("--private", action="store_true", help="create the repo private")

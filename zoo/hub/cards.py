@@ -47,13 +47,18 @@ def _base_models(variant: Variant) -> list[str]:
     return [w.source for w in variant.weights if w.source]
 
 
+def _task(variant: Variant) -> str:
+    if variant.family == "timm":
+        return "image-classification"
+    return "depth-estimation" if variant.paper == "A" else "image-segmentation"
+
+
 def _front_matter(variant: Variant, registry: Registry) -> list[str]:
     paper = registry.papers[variant.paper]
     licenses = sorted({w.license for w in variant.weights}) or ["apache-2.0"]
-    lines = ["---", f"library_name: {variant.family}", f"license: {licenses[0]}"]
-    tags = [variant.family, "guidezoo", f"arxiv:{paper.arxiv}", "image-classification"]
-    if variant.family == "mmseg":
-        tags[-1] = "image-segmentation"
+    library = "mmsegmentation" if variant.family == "mmseg" else variant.family
+    lines = ["---", f"library_name: {library}", f"license: {licenses[0]}"]
+    tags = [variant.family, "guidezoo", f"arxiv:{paper.arxiv}", _task(variant)]
     lines += _yaml_list("tags", tags)
     lines += _yaml_list("datasets", _datasets(variant))
     lines += _yaml_list("base_model", _base_models(variant))
@@ -63,7 +68,7 @@ def _front_matter(variant: Variant, registry: Registry) -> list[str]:
         for weights, metric in measured:
             lines += [
                 "  - task:",
-                "      type: image-classification",
+                f"      type: {_task(variant)}",
                 "    dataset:",
                 f"      name: {json.dumps(metric.dataset)}",
                 f"      type: {json.dumps(metric.dataset)}",
@@ -77,7 +82,27 @@ def _front_matter(variant: Variant, registry: Registry) -> list[str]:
     return lines
 
 
+def _mmseg_load_snippet(variant: Variant) -> list[str]:
+    lines = [
+        "```python",
+        "# a config of yours; `zoo configs path` prints where the zoo's config is installed",
+        f"_base_ = ['<zoo configs path {variant.config}>']",
+    ]
+    lines += [
+        f"load_from = 'hf-hub:{w.hub_id}'  # {w.tag}, sha256-checked" for w in variant.weights
+    ]
+    return [
+        *lines,
+        "```",
+        "",
+        "The zoo's config has `custom_imports = dict(imports=['zoo.mmseg'], ...)`, which lets "
+        "`load_from` and `init_cfg` read `hf-hub:` ids and `.safetensors` files.",
+    ]
+
+
 def _load_snippet(variant: Variant) -> list[str]:
+    if variant.family == "mmseg":
+        return _mmseg_load_snippet(variant)
     lines = ["```python", "import timm", "import zoo  # registers the zoo's variants with timm", ""]
     lines.append(f"model = timm.create_model({variant.name!r})  # architecture, random weights")
     for w in variant.weights:
@@ -123,7 +148,9 @@ def render_card(variant: Variant, registry: Registry) -> str:
         f"Paper {paper.letter}: *{paper.title}* ({paper.venue}, "
         f"[arXiv:{paper.arxiv}]({paper.url})). Guideline: {paper.guideline}.",
         "",
-        f"Base architecture: `{variant.base_architecture}`."
+        f"Base {'config (mmseg)' if variant.family == 'mmseg' else 'architecture'}: "
+        f"`{variant.base_architecture}`."
+        + (f" Zoo config: `{variant.config}`." if variant.config else "")
         + (f" {OURS[variant.paper]}" if variant.paper in OURS else ""),
         "",
         *_stats(variant),
@@ -131,8 +158,11 @@ def render_card(variant: Variant, registry: Registry) -> str:
         "",
         *_load_snippet(variant),
         "",
-        "`import zoo` must come first: timm has no plugin discovery.",
-        "",
+        *(
+            ["`import zoo` must come first: timm has no plugin discovery.", ""]
+            if variant.family == "timm"
+            else []
+        ),
         "## Weights",
         "",
     ]
@@ -145,7 +175,12 @@ def render_card(variant: Variant, registry: Registry) -> str:
         notes = [f"- `{w.tag}`: {w.notes}" for w in variant.weights if w.notes]
         lines += ["", *notes] if notes else []
     else:
-        lines.append("No pretrained weights: `pretrained=True` is an error. Train it yourself.")
+        lines.append(
+            "No pretrained weights: `pretrained=True` is an error. Train it yourself."
+            if variant.family == "timm"
+            else "No checkpoint published yet: train with `tools/train.py`, publish with "
+            "`zoo publish CHECKPOINT --variant NAME --repo-id ORG/NAME --tag TAG`."
+        )
     lines += ["", "## Metrics", ""]
     measured = [(w, m) for w in variant.weights for m in w.metrics]
     if measured:

@@ -122,8 +122,13 @@ def prepare_repo_folder(
     license: str = "apache-2.0",
     metrics: Sequence[str] = (),
     commit_message: str | None = None,
+    config: str | Path | None = None,
 ) -> PublishPlan:
-    """Steps 1-2: check the checkpoint against the variant and write the repo folder."""
+    """Steps 1-2: check the checkpoint against the variant and write the repo folder.
+
+    mmseg variants: the model is built from ``config`` (default: the variant's zoo config),
+    and the folder holds that config, resolved, with ``load_from = 'hf-hub:REPO_ID'``,
+    instead of timm's ``config.json``."""
     import timm
     from safetensors.torch import save_file
     from timm.models._hub import save_config_for_hf
@@ -133,12 +138,13 @@ def prepare_repo_folder(
 
     registry = load_registry()
     entry = registry.variant(variant)  # KeyError lists the registered ones
-    if entry.family != "timm":
-        raise PublishError(
-            f"variant: {variant} is an {entry.family} variant; publish supports timm"
-        )
+    if config is not None and entry.family != "mmseg":
+        raise PublishError(f"config: only mmseg variants take a config; {variant} is timm")
     state = load_checkpoint_state(checkpoint)
-    model = timm.create_model(variant)
+    if entry.family == "mmseg":
+        model, cfg = _mmseg_model(entry, config)
+    else:
+        model, cfg = timm.create_model(variant), None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -149,7 +155,11 @@ def prepare_repo_folder(
         raise PublishError(f"out: {out} is not empty; publish writes a fresh folder")
     weights_file = out / HUB_WEIGHTS_FILE
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, weights_file)
-    save_config_for_hf(model, str(out / "config.json"))
+    if cfg is None:
+        save_config_for_hf(model, str(out / "config.json"))
+    else:  # the resolved config, loading these weights through mmengine's load_from
+        cfg.load_from = f"hf-hub:{repo_id}"
+        cfg.dump(str(out / "config.py"))
     plan = PublishPlan(
         variant=variant,
         repo_id=repo_id,
@@ -167,6 +177,19 @@ def prepare_repo_folder(
     with_weights = dataclasses.replace(entry, weights=(*entry.weights, published))
     (out / "README.md").write_text(render_card(with_weights, registry), encoding="utf-8")
     return plan
+
+
+def _mmseg_model(entry, config: str | Path | None):
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    import zoo.mmseg  # noqa: F401  (the zoo's heads, losses, checkpoint loaders)
+    from zoo.configs import config_path
+
+    register_all_modules()
+    cfg = Config.fromfile(str(config or config_path(entry.config)))
+    return MODELS.build(cfg.model), cfg
 
 
 def _remote_sha256(api, repo_id: str) -> str | None:

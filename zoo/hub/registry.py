@@ -17,7 +17,9 @@ A variant file::
       "name": "resnet50_kp",                 # == the file name, timm/mmseg model name
       "paper": "H",                          # a key of papers.json
       "family": "timm",                      # "timm" or "mmseg"
-      "base_architecture": "resnet50",       # the architecture it modifies
+      "base_architecture": "resnet50",       # the architecture it modifies (timm model
+                                             # name, or the mmseg config it inherits)
+      "config": null,                        # mmseg family: the zoo config (zoo configs list)
       "summary": "one sentence",
       "params_m": 25.6, "gflops": 5.4,       # optional; filled by a command, never by hand
       "weights": [
@@ -120,6 +122,7 @@ class Variant:
     weights: tuple[WeightSource, ...] = ()
     params_m: float | None = None
     gflops: float | None = None
+    config: str | None = None
     path: Path | None = field(default=None, compare=False)
 
     def weights_status(self) -> str:
@@ -293,15 +296,17 @@ def _parse_variant(path: Path, papers: dict[str, Paper]) -> Variant:
     for i, tag in enumerate(tags):
         if tag in tags[:i]:
             raise f.error(f"weights[{i}].tag", f"duplicate tag {tag!r}")
+    family = f.text("family", choices=FAMILIES)
     variant = Variant(
         name=name,
         paper=paper,
-        family=f.text("family", choices=FAMILIES),
+        family=family,
         base_architecture=f.text("base_architecture"),
         summary=f.text("summary"),
         weights=weights,
         params_m=f.number("params_m"),
         gflops=f.number("gflops"),
+        config=f.text("config", required=family == "mmseg"),
         path=path,
     )
     f.finish()

@@ -12,9 +12,13 @@ never loads it. Importing it registers, in mmseg's registries (scope ``mmseg``):
 - ``NonFiniteLossHook``: stops training at the first non-finite loss or gradient, with a report;
 - ``SafetensorsCheckpointHook``: the final weights as ``.safetensors`` (``tools/train.py``).
 
+and lets ``load_from`` / ``init_cfg`` read ``.safetensors`` paths and ``hf-hub:ORG/NAME``
+(``zoo.mmseg.checkpoint``), never unpickling.
+
 It also registers the zoo's timm variants with timm, so ``mmseg.TIMMBackbone`` can build them.
 """
 
+import zoo.mmseg.checkpoint
 import zoo.models  # noqa: F401  (timm variants, for mmseg.TIMMBackbone)
 from zoo.mmseg.aspp import ResolutionAwareASPPHead
 from zoo.mmseg.depth import StableDepthHead, StableSiLogLoss
