@@ -124,8 +124,9 @@ def _provenance_row(w: WeightSource) -> str:
 def _stats(variant: Variant) -> list[str]:
     if variant.params_m is None and variant.gflops is None:
         return []
+    size = "the training crop" if variant.family == "mmseg" else "the default input size"
     return [
-        f"Parameters: {variant.params_m} M; GFLOPs per image at the default input size: "
+        f"Parameters: {variant.params_m} M; GFLOPs of one inference forward at {size}: "
         f"{variant.gflops} (`zoo registry refresh`: torch.utils.flop_counter, a multiply-add "
         "counts two).",
         "",
