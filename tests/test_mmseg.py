@@ -506,3 +506,31 @@ def test_publish_an_mmseg_checkpoint_and_load_it_through_load_from_and_init_cfg(
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {"load_from": f"hf-hub:{repo_id}", "via_load_from": True, "via_init_cfg": True}
+
+
+def test_audit_of_mmseg_configs_reports_rates_against_the_crop(capsys):
+    from mmengine.config.utils import _get_package_and_cfg_path
+    from mmengine.utils import get_installed_path
+
+    from zoo.cli import main
+
+    package, _ = _get_package_and_cfg_path("mmseg::x/y.py")
+    mmseg_config = (
+        Path(get_installed_path(package)) / ".mim" / "configs" / "deeplabv3"
+        / "deeplabv3_r101-d8_4xb2-40k_cityscapes-512x1024.py"
+    )  # fmt: skip
+    assert main(["audit", str(mmseg_config), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (head,) = report["heads"]
+    assert (head["feature_size"], head["output_stride"]) == ([64, 128], 8)  # measured
+    assert [r["rate"] for r in head["current"]] == [12, 24, 36]
+    assert [r["fits"] for r in head["current"]] == [True, True, False]
+    assert [r["rate"] for r in head["derived"]] == [10, 21, 31]
+    assert head["follows_guideline"] is False
+    # the zoo's config follows it; the U-Net head runs at full resolution
+    assert main(["audit", "unet/unet-s5-d16_deeplabv3-resaware_4xb4-40k_stare-128x128"]) == 0
+    text = capsys.readouterr().out
+    assert "feature map 128x128, output stride 1" in text
+    assert "follows the guideline" in text
+    with pytest.raises(SystemExit, match="neither a file nor a zoo config"):
+        main(["audit", "nope.py"])

@@ -181,7 +181,22 @@ def cmd_robustness(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_mmseg_config(name: str) -> bool:
+    from zoo.configs import list_configs
+
+    return name.endswith(".py") or name in list_configs()
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
+    if _is_mmseg_config(args.model):
+        from zoo.mmseg.audit import audit_config, format_config_audit
+
+        try:
+            report = audit_config(args.model)
+        except ValueError as error:
+            raise SystemExit(f"zoo audit: {error}") from None
+        print(json.dumps(report, indent=2) if args.json else format_config_audit(report))
+        return 0
     from zoo.analysis.audit import audit, format_audit
 
     report = audit(_create_model(args.model, args.pretrained), args.model)
@@ -414,7 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
         "audit",
         "which guidelines apply to a model, and what they would change",
         "Dead-pixel layers (H), dropout placement (D), gamma categories (F), GroupNorm "
-        "groups (E), attention bias (C), patch-embedding scale invariance (G). Exit code 0.",
+        "groups (E), attention bias (C), patch-embedding scale invariance (G); for an mmseg "
+        "config (a .py path or a zoo config name), its ASPP rates against the crop size (B). "
+        "Exit code 0.",
     )
     p.set_defaults(func=cmd_audit)
 

@@ -9,7 +9,8 @@ F  the gamma categories and the decay groups ``gamma_decay_groups`` would build;
 E  GroupNorm layers: current vs ideal group count (``gn_calibrate``, one pass);
 C  ViT position handling: attention bias present or not;
 G  patch-embedding scale invariance, measured: ``max |f(c x) - f(x)| / max |f(x)|``;
-B  ASPP rates vs crop size: an mmseg config question, not one a timm model can answer.
+B  ASPP rates vs crop size: an mmseg config question (``zoo audit CONFIG.py``,
+   ``zoo.mmseg.audit``), not one a timm model can answer.
 """
 
 from __future__ import annotations
@@ -187,8 +188,8 @@ def audit(model: nn.Module, name: str | None = None) -> dict[str, Any]:
             "G_scale_invariance": _scale_invariance(model, input_size),
             "B_aspp_rates": {
                 "applies": False,
-                "advice": "ASPP rates concern mmseg ASPP configs (crop size vs rates), not timm "
-                "models",
+                "advice": "ASPP rates concern mmseg configs (crop size vs rates), not timm "
+                "models: zoo audit CONFIG.py",
             },
         }
     finally:

@@ -41,33 +41,12 @@ def measure_timm(name: str) -> dict[str, float]:
     return _count(model, lambda m: m(torch.zeros((1, *size), device="meta")))
 
 
-def _without_sync_bn(node):
-    """SyncBN -> BN (SyncBN needs a process group; both count the same)."""
-    if isinstance(node, dict):
-        return {
-            k: "BN" if k == "type" and v == "SyncBN" else _without_sync_bn(v)
-            for k, v in node.items()
-        }
-    if isinstance(node, list | tuple):
-        return type(node)(_without_sync_bn(v) for v in node)
-    return node
-
-
 def measure_mmseg(config: str) -> dict[str, float]:
-    from mmengine.config import Config
-    from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
+    from zoo.mmseg.build import build_for_inspection, crop_size_of, load_config
 
-    import zoo.mmseg  # noqa: F401  (the zoo's heads and losses)
-    from zoo.configs import config_path
-
-    register_all_modules()
-    cfg = Config.fromfile(str(config_path(config)))
-    model_cfg = _without_sync_bn(cfg.model.to_dict())
-    model_cfg["pretrained"] = None
-    with torch.device("meta"):
-        model = MODELS.build(model_cfg).eval()
-    crop = tuple(cfg.crop_size)
+    cfg = load_config(config)
+    model = build_for_inspection(cfg)
+    crop = crop_size_of(cfg)
     return _count(model, lambda m: m(torch.zeros((1, 3, *crop), device="meta"), mode="tensor"))
 
 
