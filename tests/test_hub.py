@@ -20,8 +20,8 @@ from safetensors.torch import save_file
 import zoo  # noqa: F401  (registers the variants)
 from zoo.cli import main
 from zoo.hub.cards import stale_cards, write_cards
-from zoo.hub.download import sha256_of
-from zoo.hub.publish import PublishError, load_checkpoint_state, prepare_repo_folder, publish
+from zoo.hub.download import UnsafeWeightsError, load_checkpoint_state, sha256_of
+from zoo.hub.publish import PublishError, prepare_repo_folder, publish
 from zoo.hub.refresh import refresh_registry
 from zoo.hub.registry import REGISTRY_ENV, load_registry
 
@@ -272,8 +272,10 @@ def test_checkpoints_load_without_unpickling(trained_checkpoint, tmp_path):
 
     pickled = tmp_path / "pickled.pth"
     torch.save({"state_dict": state, "message_hub": TrainingState()}, pickled)
-    with pytest.raises(PublishError, match="weights_only=True"):
+    with pytest.raises(UnsafeWeightsError, match="weights_only=True"):
         load_checkpoint_state(pickled)
+    with pytest.raises(PublishError, match="not unpickled"):  # publish says the same
+        prepare_repo_folder(pickled, "resnet18_dropfix", REPO_ID, "t", tmp_path / "f0")
     wrong = tmp_path / "wrong.safetensors"
     save_file({"fc.weight": torch.zeros(2, 2)}, wrong)
     with pytest.raises(PublishError, match="does not fit resnet18_dropfix"):

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import torch
+
 HUB_WEIGHTS_FILE = "model.safetensors"
 PICKLE_FILES = ("pytorch_model.bin", "model.pth", "model.pt", "pytorch_model.pth")
 
@@ -88,3 +90,28 @@ def fetch_safetensors(
                 "purpose."
             )
     return path
+
+
+def load_checkpoint_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict of a local checkpoint, without unpickling arbitrary objects: a
+    ``.safetensors`` file, or a ``.pth`` that ``torch.load(weights_only=True)`` reads (its
+    ``state_dict`` entry if it has one). Anything else is :class:`UnsafeWeightsError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: {path} is not a file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise UnsafeWeightsError(
+            f"checkpoint: {path} does not load with torch.load(weights_only=True) "
+            f"({type(error).__name__}); it is not unpickled. mmengine checkpoints carry "
+            "pickled training state: use the .safetensors that tools/train.py writes beside it."
+        ) from None
+    state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UnsafeWeightsError(f"checkpoint: {path} holds no state dict of tensors")
+    return state

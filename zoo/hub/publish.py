@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from zoo.hub.download import HUB_WEIGHTS_FILE, sha256_of
+from zoo.hub.download import HUB_WEIGHTS_FILE, UnsafeWeightsError, load_checkpoint_state, sha256_of
 from zoo.hub.registry import (
     Metric,
     WeightSource,
@@ -76,29 +74,6 @@ class PublishPlan:
         }
 
 
-def load_checkpoint_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """Weights of a checkpoint without unpickling arbitrary objects."""
-    path = Path(path)
-    if not path.is_file():
-        raise PublishError(f"checkpoint: {path} is not a file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(path)
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise PublishError(
-            f"checkpoint: {path} does not load with torch.load(weights_only=True) "
-            f"({type(error).__name__}); it is not unpickled. mmengine checkpoints carry "
-            "pickled training state: use the .safetensors that tools/train.py writes beside it."
-        ) from None
-    state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise PublishError(f"checkpoint: {path} holds no state dict of tensors")
-    return state
-
-
 def parse_metric(text: str) -> dict[str, Any]:
     """``dataset:split:name:value:recipe`` -> a registry metric (recipe may contain ':')."""
     parts = text.split(":", 4)
@@ -140,7 +115,10 @@ def prepare_repo_folder(
     entry = registry.variant(variant)  # KeyError lists the registered ones
     if config is not None and entry.family != "mmseg":
         raise PublishError(f"config: only mmseg variants take a config; {variant} is timm")
-    state = load_checkpoint_state(checkpoint)
+    try:
+        state = load_checkpoint_state(checkpoint)
+    except (UnsafeWeightsError, FileNotFoundError) as error:
+        raise PublishError(str(error)) from None
     if entry.family == "mmseg":
         model, cfg = _mmseg_model(entry, config)
     else:

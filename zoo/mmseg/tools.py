@@ -11,6 +11,8 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from zoo.hub.download import UnsafeWeightsError, load_checkpoint_state
+
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-dir", help="the folder for logs and checkpoints")
@@ -97,21 +99,9 @@ def evaluate_main(argv: Sequence[str] | None = None) -> None:
     cfg.load_from = None  # loaded below, without unpickling
     runner = Runner.from_cfg(cfg)
     model = runner.model.module if hasattr(runner.model, "module") else runner.model
-    model.load_state_dict(load_weights(args.checkpoint), strict=True)
-    runner.test()
-
-
-def load_weights(path: str) -> dict[str, torch.Tensor]:
-    """A state dict from ``.safetensors``, or from a ``.pth`` that loads weights-only."""
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        return load_file(path)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise SystemExit(
-            f"checkpoint: {path} does not load with weights_only=True ({type(error).__name__}); "
-            "it is not unpickled. Use the .safetensors file tools/train.py writes beside it."
-        ) from None
-    return checkpoint.get("state_dict", checkpoint)
+        state = load_checkpoint_state(args.checkpoint)
+    except (UnsafeWeightsError, FileNotFoundError) as error:
+        raise SystemExit(str(error)) from None
+    model.load_state_dict(state, strict=True)
+    runner.test()
