@@ -80,6 +80,11 @@ class NonFiniteLossHook(Hook):
             head.register_forward_hook(self._record_prediction)
 
         wrapper = runner.optim_wrapper
+        if not (hasattr(wrapper, "backward") and hasattr(wrapper, "step")):
+            raise TypeError(
+                f"NonFiniteLossHook needs one optimizer wrapper with backward() and step(); "
+                f"got {type(wrapper).__name__}"
+            )
         backward, step = wrapper.backward, wrapper.step
 
         def checked_backward(loss, **kwargs):
