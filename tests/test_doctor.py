@@ -143,3 +143,11 @@ def test_this_environment_is_healthy():
     findings = doctor.diagnose()
     assert doctor.healthy(findings), doctor.format_report(findings)
     assert all(f.status == doctor.OK for f in findings), doctor.format_report(findings)
+
+
+def test_zoo_mmseg_that_fails_to_import_is_reported():
+    env = FakeEnvironment(HEALTHY, import_errors={"zoo.mmseg": "ImportError: boom"})
+    finding = by_check(doctor.diagnose(env))["zoo.mmseg"]
+    assert finding.status == doctor.FAIL
+    assert "boom" in finding.found
+    assert by_check(doctor.diagnose(FakeEnvironment(HEALTHY)))["zoo.mmseg"].status == doctor.OK

@@ -216,6 +216,13 @@ def check_mmseg(env: Environment) -> list[Finding]:
                 "pip install 'setuptools>=77.0.3,<82' (pkg_resources) and 'mmsegmentation==1.2.2'",
             )
         )
+        # the zoo's own mmseg modules, as a config's custom_imports loads them
+        error = env.import_error("zoo.mmseg") if error is None else "needs mmseg:: configs"
+        findings.append(
+            Finding("zoo.mmseg", OK, "custom_imports=['zoo.mmseg'] registers the zoo's modules")
+            if error is None
+            else Finding("zoo.mmseg", FAIL, error, "resolve the mmseg findings above")
+        )
     return findings
 
 
