@@ -16,6 +16,7 @@ from zoo.analysis._models import analysis_model
 from zoo.analysis.audit import audit
 from zoo.analysis.dead_pixel import dead_pixel_comparison, dead_pixel_test
 from zoo.analysis.erf import (
+    PatchifyLinear,
     checkerboard_index,
     erf,
     erf_map_of,
@@ -120,6 +121,50 @@ def test_gradient_ready_copy_folds_only_norms_that_alone_read_the_conv():
         torch.testing.assert_close(ready(x), model(x), rtol=1e-5, atol=1e-5)
     # a norm named as the ERF target stays where it is
     assert isinstance(gradient_ready_copy(model, "head.1").head[1], nn.BatchNorm2d)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (70, 53)])
+def test_patchify_linear_is_the_patch_conv(size):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 8, 16, stride=16)
+    x = torch.randn(2, 3, *size, requires_grad=True)
+    y = conv(x)
+    (grad,) = torch.autograd.grad(y.square().sum(), x)
+    x2 = x.detach().clone().requires_grad_(True)
+    y2 = PatchifyLinear(conv)(x2)
+    (grad2,) = torch.autograd.grad(y2.square().sum(), x2)
+    torch.testing.assert_close(y2, y, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad2, grad, rtol=1e-5, atol=1e-5)
+    assert PatchifyLinear.applies(conv)
+    assert not PatchifyLinear.applies(nn.Conv2d(3, 8, 3, stride=2, padding=1))
+    assert not PatchifyLinear.applies(nn.Conv2d(3, 8, 1))
+
+
+def test_erf_leaves_the_callers_model_exactly_as_it_was():
+    model = timm.create_model("resnet18").train()
+    model.layer2.eval()  # mixed modes, as a frozen part of a training model
+    weights = dict(model.named_parameters())
+    before = {n: p.detach().clone() for n, p in weights.items()}
+    modes = {n: m.training for n, m in model.named_modules()}
+    erf(model, noise_images(2, (3, 32, 32)), 2, progress=False, receptive_field=False)
+    assert all(p is weights[n] for n, p in model.named_parameters())  # the same objects
+    assert all(torch.equal(weights[n], before[n]) for n in weights)
+    assert all(p.is_contiguous() and p.requires_grad for p in weights.values())
+    assert {n: m.training for n, m in model.named_modules()} == modes
+    assert all(isinstance(model.get_submodule(n), nn.BatchNorm2d) for n in ("bn1", "layer1.0.bn2"))
+
+
+def test_gradient_ready_vit_uses_a_matmul_patch_embedding():
+    model = timm.create_model("vit_tiny_patch16_224", img_size=64)
+    ready = gradient_ready_copy(model)
+    assert isinstance(ready.patch_embed.proj, PatchifyLinear)
+    assert isinstance(model.patch_embed.proj, nn.Conv2d)
+    assert ready.blocks is model.blocks  # everything else is shared, not copied
+    x = noise_images(3, (3, 64, 64), seed=5)
+    torch.testing.assert_close(
+        erf_map_of(model, x, 1, fold_norms=True), erf_map_of(model, x, 1, fold_norms=False),
+        rtol=1e-4, atol=1e-9,
+    )  # fmt: skip
 
 
 def test_vit_stage_targets_exclude_prefix_tokens():

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from zoo._modules import replace_submodule
@@ -231,8 +232,9 @@ def describe_target(target: Target) -> str:
 @contextmanager
 def input_gradient_only(model: nn.Module) -> Iterator[nn.Module]:
     """Eval mode and no parameter gradients (the backward computes only what reaches the
-    input: about one forward's cost instead of two); both restored afterwards."""
-    was_training = model.training
+    input: about one forward's cost instead of two); every module's mode and every
+    parameter's flag are restored afterwards, one by one."""
+    modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
     model.eval()
     for p, _ in flags:
@@ -242,7 +244,8 @@ def input_gradient_only(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
 
 
 def input_gradients(
@@ -428,29 +431,109 @@ def _foldable_conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
     return pairs
 
 
+class PatchifyLinear(nn.Module):
+    """A conv whose stride equals its kernel and that has no padding (a ViT patch embedding)
+    as the matrix product it is: the same function, with an input gradient several times
+    cheaper than the conv's on CPU (measured: 9 vs 24 ms for ViT-S/16's at batch 8)."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.kernel_size = conv.kernel_size
+        self.out_channels = conv.out_channels
+        self.weight = nn.Parameter(conv.weight.detach().flatten(1), requires_grad=False)
+        self.bias = conv.bias
+
+    @staticmethod
+    def applies(module: nn.Module) -> bool:
+        return (
+            type(module) is nn.Conv2d
+            and module.kernel_size == module.stride
+            and module.kernel_size != (1, 1)
+            and module.padding == (0, 0)
+            and module.dilation == (1, 1)
+            and module.groups == 1
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (kh, kw), (n, c, h, w) = self.kernel_size, x.shape
+        gh, gw = h // kh, w // kw  # the conv drops a remainder the kernel does not fit
+        patches = x[:, :, : gh * kh, : gw * kw].reshape(n, c, gh, kh, gw, kw)
+        patches = patches.permute(0, 2, 4, 1, 3, 5).reshape(n, gh * gw, c * kh * kw)
+        y = F.linear(patches, self.weight, self.bias)
+        return y.transpose(1, 2).reshape(n, self.out_channels, gh, gw)
+
+
+def _channels_last(conv: nn.Conv2d) -> nn.Conv2d:
+    """A copy of ``conv`` whose weight is a channels_last copy (the original is untouched)."""
+    new = copy.copy(conv)
+    new._parameters = dict(conv._parameters)
+    new.weight = nn.Parameter(
+        conv.weight.detach().contiguous(memory_format=torch.channels_last), requires_grad=False
+    )
+    return new
+
+
+def _folded(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """``conv`` followed by eval-mode ``bn`` as one conv (new weights; both untouched)."""
+    new = copy.copy(conv)
+    new._parameters = dict(conv._parameters)
+    weight, bias = torch.nn.utils.fusion.fuse_conv_bn_weights(
+        conv.weight.detach(), None if conv.bias is None else conv.bias.detach(),
+        bn.running_mean, bn.running_var, bn.eps,
+        None if bn.weight is None else bn.weight.detach(),
+        None if bn.bias is None else bn.bias.detach(),
+    )  # fmt: skip
+    new.weight, new.bias = weight.requires_grad_(False), bias.requires_grad_(False)
+    return new
+
+
+def with_replaced_modules(model: nn.Module, replacements: dict[str, nn.Module]) -> nn.Module:
+    """A copy of ``model``'s module tree with the named submodules replaced. Only the modules
+    on the way to a replacement are copied (shallowly); every other module, parameter and
+    buffer is ``model``'s own, so the copy costs next to nothing and ``model`` is unchanged."""
+    root = copy.copy(model)
+    root._modules = dict(model._modules)
+    copied = {"": root}
+    for name, new in replacements.items():
+        *path, leaf = name.split(".")
+        parent, prefix = root, ""
+        for part in path:
+            prefix = f"{prefix}.{part}" if prefix else part
+            if prefix not in copied:
+                child = copy.copy(parent._modules[part])
+                child._modules = dict(child._modules)
+                parent._modules[part] = copied[prefix] = child
+            parent = copied[prefix]
+        parent._modules[leaf] = new
+    return root
+
+
 def gradient_ready_copy(model: nn.Module, target: Target = "output") -> nn.Module:
-    """An eval-mode copy of ``model`` that computes the same function, faster to
-    differentiate w.r.t. its input: every eval-mode BatchNorm that only reads a conv's output
-    is folded into that conv (an affine map folded into a linear one; the norm becomes an
-    Identity), and conv nets use channels_last memory (faster convolutions on CPU). A batch
-    norm named as the target stays. Outputs agree with ``model``'s up to float rounding.
-    ``model`` itself where neither applies (a ViT)."""
-    has_norms = any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    conv_net = sum(isinstance(m, nn.Conv2d) for m in model.modules()) > 1  # not a patch embed
-    if not (has_norms or conv_net):
-        return model  # nothing to gain: spare the copy
-    ready = copy.deepcopy(model).eval()
+    """A copy of ``model`` that computes the same function, faster to differentiate w.r.t.
+    its input: every eval-mode BatchNorm that only reads a conv's output is folded into that
+    conv (an affine map folded into a linear one; the norm becomes an Identity), conv nets
+    use channels_last weights (faster convolutions on CPU), and patch-embedding convs become
+    the matrix product they are (:class:`PatchifyLinear`). A module named as the target stays.
+    Outputs agree with ``model``'s up to float rounding. Only replaced modules and their
+    parents are new: ``model`` and everything not replaced are shared, never modified."""
     keep = target if isinstance(target, str) else None
-    for conv_name, bn_name in _foldable_conv_bn_pairs(ready) if has_norms else []:
-        if keep in (conv_name, bn_name):
-            continue
-        conv, bn = ready.get_submodule(conv_name), ready.get_submodule(bn_name)
-        fused = torch.nn.utils.fusion.fuse_conv_bn_eval(conv, bn)
-        replace_submodule(ready, conv_name, fused)
-        replace_submodule(ready, bn_name, nn.Identity())
-    if conv_net:
-        ready = ready.to(memory_format=torch.channels_last)
-    return ready
+    modules = dict(model.named_modules())
+    replacements: dict[str, nn.Module] = {}
+    if any(isinstance(m, nn.BatchNorm2d) for m in modules.values()):
+        for conv_name, bn_name in _foldable_conv_bn_pairs(model):
+            if keep not in (conv_name, bn_name):
+                replacements[conv_name] = _folded(modules[conv_name], modules[bn_name])
+                replacements[bn_name] = nn.Identity()
+    convs = [n for n, m in modules.items() if type(m) is nn.Conv2d and n != keep]
+    for name in convs:
+        if PatchifyLinear.applies(modules[name]):
+            replacements[name] = PatchifyLinear(replacements.get(name, modules[name]))
+    if len(convs) > 1:  # a conv net, not only a patch embedding
+        for name in convs:
+            current = replacements.get(name, modules[name])
+            if type(current) is nn.Conv2d:
+                replacements[name] = _channels_last(current)
+    return with_replaced_modules(model, replacements) if replacements else model
 
 
 def erf_map_of(
