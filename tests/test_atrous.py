@@ -106,3 +106,7 @@ def test_cli_prints_both_rate_sets_with_tap_fractions(capsys):
     assert float(rows[5][4]) == pytest.approx(measured_coverage(36, 64, 128), abs=5e-4)
     with pytest.raises(SystemExit, match="output_stride"):
         main(["atrous-rates", "--crop", "4", "--output-stride", "8"])
+    with pytest.raises(SystemExit, match="crop_size"):  # three numbers: not silently one
+        main(["atrous-rates", "--crop", "512", "1024", "3"])
+    assert main(["atrous-rates", "--crop", "512"]) == 0
+    assert "crop 512x512" in capsys.readouterr().out

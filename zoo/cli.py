@@ -222,7 +222,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_atrous_rates(args: argparse.Namespace) -> int:
     from zoo.guidelines.atrous import DEFAULT_RATES, atrous_rates, feature_size, rate_report
 
-    crop = tuple(args.crop) if len(args.crop) == 2 else (args.crop[0], args.crop[0])
+    crop = args.crop[0] if len(args.crop) == 1 else tuple(args.crop)  # validated below
     try:
         derived = atrous_rates(crop, args.output_stride, args.num_rates)
         reports = {
@@ -232,6 +232,7 @@ def cmd_atrous_rates(args: argparse.Namespace) -> int:
         hw = feature_size(crop, args.output_stride)
     except ValueError as error:
         raise SystemExit(f"zoo atrous-rates: {error}") from None
+    crop = (crop, crop) if isinstance(crop, int) else crop
     if args.json:
         print(json.dumps({"crop": list(crop), "output_stride": args.output_stride,
                           "feature_size": list(hw), **reports}, indent=2))  # fmt: skip
