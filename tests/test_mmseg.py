@@ -25,6 +25,7 @@ from mmseg.registry import MODELS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 
 import zoo.mmseg  # noqa: E402, F401  (registers the zoo's modules)
+from zoo.mmseg.build import without_sync_bn  # noqa: E402
 
 register_all_modules()
 
@@ -40,19 +41,18 @@ RESOLUTION_AWARE = {  # config -> (crop, output stride) the derived rates must c
 
 def cpu_model_cfg(cfg: Config) -> dict:
     """The model config with SyncBN -> BN (SyncBN needs a process group) and no download."""
-
-    def replace(node):
-        if isinstance(node, dict):
-            return {
-                k: "BN" if k == "type" and v == "SyncBN" else replace(v) for k, v in node.items()
-            }
-        if isinstance(node, list | tuple):
-            return type(node)(replace(v) for v in node)
-        return node
-
-    model = replace(cfg.model.to_dict())
+    model = without_sync_bn(cfg.model.to_dict())
     model["pretrained"] = None
     return model
+
+
+def mmseg_configs_dir() -> Path:
+    """Where mmseg's own configs are installed (what ``mmseg::`` resolves to)."""
+    from mmengine.config.utils import _get_package_and_cfg_path
+    from mmengine.utils import get_installed_path
+
+    package, _ = _get_package_and_cfg_path("mmseg::x/y.py")
+    return Path(get_installed_path(package)) / ".mim" / "configs"
 
 
 def test_every_config_is_covered():
@@ -411,15 +411,11 @@ def test_non_finite_loss_hook_stops_a_run_fed_a_nan(tmp_path):
 
 
 def test_every_zoo_config_is_a_registered_mmseg_variant():
-    from mmengine.config.utils import _get_package_and_cfg_path
-    from mmengine.utils import get_installed_path
-
     from zoo.hub.registry import load_registry
 
     variants = [v for v in load_registry() if v.family == "mmseg"]
     assert sorted(v.config for v in variants) == list_configs()
-    package, _ = _get_package_and_cfg_path("mmseg::x/y.py")
-    mmseg_configs = Path(get_installed_path(package)) / ".mim" / "configs"
+    mmseg_configs = mmseg_configs_dir()
     for variant in variants:
         assert (mmseg_configs / f"{variant.base_architecture}.py").is_file(), variant.name
         assert f"mmseg::{variant.base_architecture}.py" in config_path(variant.config).read_text()
@@ -509,16 +505,11 @@ def test_publish_an_mmseg_checkpoint_and_load_it_through_load_from_and_init_cfg(
 
 
 def test_audit_of_mmseg_configs_reports_rates_against_the_crop(capsys):
-    from mmengine.config.utils import _get_package_and_cfg_path
-    from mmengine.utils import get_installed_path
-
     from zoo.cli import main
 
-    package, _ = _get_package_and_cfg_path("mmseg::x/y.py")
     mmseg_config = (
-        Path(get_installed_path(package)) / ".mim" / "configs" / "deeplabv3"
-        / "deeplabv3_r101-d8_4xb2-40k_cityscapes-512x1024.py"
-    )  # fmt: skip
+        mmseg_configs_dir() / "deeplabv3" / "deeplabv3_r101-d8_4xb2-40k_cityscapes-512x1024.py"
+    )
     assert main(["audit", str(mmseg_config), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     (head,) = report["heads"]

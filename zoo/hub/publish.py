@@ -158,16 +158,10 @@ def prepare_repo_folder(
 
 
 def _mmseg_model(entry, config: str | Path | None):
-    from mmengine.config import Config
-    from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
+    from zoo.mmseg.build import build_for_inspection, load_config
 
-    import zoo.mmseg  # noqa: F401  (the zoo's heads, losses, checkpoint loaders)
-    from zoo.configs import config_path
-
-    register_all_modules()
-    cfg = Config.fromfile(str(config or config_path(entry.config)))
-    return MODELS.build(cfg.model), cfg
+    cfg = load_config(config or entry.config)
+    return build_for_inspection(cfg, device="cpu"), cfg
 
 
 def _remote_sha256(api, repo_id: str) -> str | None:

@@ -1,4 +1,5 @@
-"""Building mmseg models from configs for inspection (audit, measurements), not training."""
+"""Building mmseg models from configs to inspect or to load weights into (audit,
+measurements, publishing), not to train."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def load_config(config: str | Path):
 
 def build_for_inspection(cfg, device: str = "meta") -> torch.nn.Module:
     """The config's model in eval mode, on ``device`` (``meta``: shapes only, instant),
-    without SyncBN and without downloading pretrained weights."""
+    without SyncBN (BN has the same parameters and buffers, so checkpoints load the same)
+    and without downloading pretrained weights."""
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
